@@ -1,0 +1,117 @@
+"""The simulator-backend interface: the only way the task layer talks to physics.
+
+A backend owns N copies of one MJCF model and exposes their state as torch tensors. Task code
+(envs/skateboard) never imports mujoco; it resolves names to indices once through `ModelInfo`
+and then works on batched tensors. Backends: `mujoco_batch` (CPU, mujoco.batch) and, later,
+`mujoco_warp` (GPU). Both must satisfy `Simulator`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import torch
+
+
+class SimulationDiverged(RuntimeError):
+    """Physics produced NaN/Inf or an unstable state in some environments."""
+
+    def __init__(self, env_ids: list[int], message: str) -> None:
+        super().__init__(f"simulation diverged in envs {env_ids}: {message}")
+        self.env_ids = env_ids
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Names and sizes of the compiled model, resolved once. Pure data: no simulator handles."""
+
+    nq: int
+    nv: int
+    nu: int
+    nsensordata: int
+    physics_dt: float
+    joint_qpos_adr: dict[str, int]
+    joint_qvel_adr: dict[str, int]
+    actuator_names: tuple[str, ...]
+    actuator_joint: dict[str, str]  # actuator name -> the joint it drives
+    sensor_slices: dict[str, tuple[int, int]]  # name -> (start, dim) in sensordata
+    site_ids: dict[str, int]
+    body_ids: dict[str, int]
+    geom_ids: dict[str, int]
+    equality_ids: dict[str, int]
+    keyframes: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> qpos [nq]
+
+    def require(self, kind: str, names: tuple[str, ...] | list[str]) -> None:
+        """Raise a clear error naming every missing `kind` (joint, site, body, ...) in the model."""
+        table = {
+            "joint": self.joint_qpos_adr,
+            "actuator": dict.fromkeys(self.actuator_names),
+            "sensor": self.sensor_slices,
+            "site": self.site_ids,
+            "body": self.body_ids,
+            "geom": self.geom_ids,
+            "equality": self.equality_ids,
+            "keyframe": self.keyframes,
+        }[kind]
+        missing = [n for n in names if n not in table]
+        if missing:
+            raise KeyError(f"model has no {kind} named {missing}; it has {sorted(table)}")
+
+
+@dataclass
+class SimState:
+    """A fresh float32 snapshot of all environments, taken after a step or a reset."""
+
+    qpos: torch.Tensor  # [N, nq]
+    qvel: torch.Tensor  # [N, nv]
+    sensordata: torch.Tensor  # [N, nsensordata]
+    site_xpos: torch.Tensor  # [N, nsite, 3] world frame
+    xpos: torch.Tensor  # [N, nbody, 3] world frame
+    xquat: torch.Tensor  # [N, nbody, 4] (w, x, y, z)
+    actuator_force: torch.Tensor  # [N, nu]
+
+
+@runtime_checkable
+class Simulator(Protocol):
+    """N environments of one model. All tensors live on `device`; env_ids are int64 tensors."""
+
+    info: ModelInfo
+    num_envs: int
+    device: torch.device
+
+    def step(self, ctrl: torch.Tensor, nsteps: int = 1) -> None:
+        """Write ctrl [N, nu] and advance every environment by nsteps physics steps."""
+        ...
+
+    def read(self) -> SimState:
+        """Snapshot of the current state; derived fields (sites, bodies, sensors) are current."""
+        ...
+
+    def set_state(self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
+        """Reset the given envs to (qpos, qvel), clearing warm-starts and controls."""
+        ...
+
+    def set_qvel(self, env_ids: torch.Tensor, qvel: torch.Tensor) -> None:
+        """Overwrite velocities of the given envs (pushes) without touching positions."""
+        ...
+
+    def model_field(self, name: str) -> torch.Tensor:
+        """Per-env writable view [N, ...] of an MjModel field, e.g. 'geom_friction'."""
+        ...
+
+    def nominal_field(self, name: str) -> torch.Tensor:
+        """The compiled model's value of a field [...] (never randomised)."""
+        ...
+
+    def commit_model(self) -> None:
+        """Recompute constants that depend on edited model fields (mass, inertia, ...)."""
+        ...
+
+    def set_equality_active(self, name: str, env_ids: torch.Tensor, active: bool) -> None:
+        """Switch an equality constraint (e.g. the foot attachment) on or off per env."""
+        ...
+
+    def warning_counts(self) -> dict[str, int]:
+        """MuJoCo warnings raised so far, by warning name (only non-zero entries)."""
+        ...
