@@ -1,0 +1,69 @@
+"""Simulator backends and the registry that builds them by name.
+
+`make_simulator("mujoco_batch", xml_path, num_envs, device)` returns a `Simulator`. Backends are
+registered as "module:attribute" strings and imported only when built, so importing this package
+never imports mujoco (or warp). Add a backend with `register_backend(name, "module:Class")` or a
+callable factory; the factory is called as `factory(xml_path, num_envs, device=device, **kw)`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Callable
+
+from .base import ModelInfo, SimState, SimulationDiverged, Simulator
+
+__all__ = [
+    "ModelInfo",
+    "SimState",
+    "SimulationDiverged",
+    "Simulator",
+    "available_backends",
+    "make_simulator",
+    "register_backend",
+]
+
+# name -> factory, or "module:attribute" (module relative to this package if it starts with ".")
+_BACKENDS: dict[str, str | Callable[..., Simulator]] = {
+    "mujoco_batch": ".mujoco_batch:MujocoBatchSimulator",
+}
+
+
+def register_backend(
+    name: str, factory: str | Callable[..., Simulator], *, overwrite: bool = False
+) -> None:
+    """Register a backend under `name`: a callable or a lazy "module:attribute" path."""
+    if name in _BACKENDS and not overwrite:
+        raise ValueError(f"simulator backend {name!r} is already registered")
+    _BACKENDS[name] = factory
+
+
+def available_backends() -> tuple[str, ...]:
+    """Names accepted by `make_simulator`, sorted."""
+    return tuple(sorted(_BACKENDS))
+
+
+def _resolve(name: str) -> Callable[..., Simulator]:
+    try:
+        factory = _BACKENDS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown simulator backend {name!r}; choose one of {list(available_backends())}"
+        ) from None
+    if callable(factory):
+        return factory
+    module_name, _, attr = factory.partition(":")
+    module = importlib.import_module(module_name, package=__name__)
+    return getattr(module, attr)
+
+
+def make_simulator(
+    name: str,
+    xml_path: str | Path,
+    num_envs: int,
+    device: str | Any = "cpu",
+    **kw: Any,
+) -> Simulator:
+    """Build `num_envs` environments of the MJCF at `xml_path` on the backend `name`."""
+    return _resolve(name)(xml_path, num_envs, device=device, **kw)

@@ -9,7 +9,7 @@ and then works on batched tensors. Backends: `mujoco_batch` (CPU, mujoco.batch) 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Mapping, Protocol, runtime_checkable
 
 import torch
 
@@ -44,7 +44,7 @@ class ModelInfo:
 
     def require(self, kind: str, names: tuple[str, ...] | list[str]) -> None:
         """Raise a clear error naming every missing `kind` (joint, site, body, ...) in the model."""
-        table = {
+        tables: dict[str, Mapping[str, object]] = {
             "joint": self.joint_qpos_adr,
             "actuator": dict.fromkeys(self.actuator_names),
             "sensor": self.sensor_slices,
@@ -53,7 +53,8 @@ class ModelInfo:
             "geom": self.geom_ids,
             "equality": self.equality_ids,
             "keyframe": self.keyframes,
-        }[kind]
+        }
+        table = tables[kind]
         missing = [n for n in names if n not in table]
         if missing:
             raise KeyError(f"model has no {kind} named {missing}; it has {sorted(table)}")

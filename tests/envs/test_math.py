@@ -1,0 +1,35 @@
+import math
+
+import torch
+
+from dhal.envs.math import quat_mul, quat_rotate, quat_rotate_inverse, quat_to_rpy, wrap_to_pi, yaw_quat
+
+
+def _axis_angle(axis, angle):
+    axis = torch.tensor(axis, dtype=torch.float32)
+    axis = axis / axis.norm()
+    return torch.cat((torch.tensor([math.cos(angle / 2)]), math.sin(angle / 2) * axis))
+
+
+def test_rotate_and_inverse_roundtrip():
+    torch.manual_seed(0)
+    q = torch.nn.functional.normalize(torch.randn(64, 4), dim=-1)
+    v = torch.randn(64, 3)
+    assert torch.allclose(quat_rotate_inverse(q, quat_rotate(q, v)), v, atol=1e-5)
+
+
+def test_yaw_rotation_of_x_axis():
+    q = yaw_quat(torch.tensor([math.pi / 2]))
+    assert torch.allclose(quat_rotate(q, torch.tensor([[1.0, 0.0, 0.0]])), torch.tensor([[0.0, 1.0, 0.0]]), atol=1e-6)
+
+
+def test_rpy_of_composed_rotation():
+    roll, pitch, yaw = 0.3, -0.2, 2.5
+    q = quat_mul(quat_mul(_axis_angle([0, 0, 1], yaw), _axis_angle([0, 1, 0], pitch)), _axis_angle([1, 0, 0], roll))
+    assert torch.allclose(quat_to_rpy(q), torch.tensor([roll, pitch, yaw]), atol=1e-5)
+
+
+def test_wrap_to_pi_fixes_the_yaw_seam():
+    # Body at +179 deg, deck at -179 deg: 2 degrees apart, not 358 (DHAL's unwrapped bug).
+    diff = wrap_to_pi(torch.tensor([math.radians(179) - math.radians(-179)]))
+    assert abs(float(diff) - math.radians(-2)) < 1e-5
