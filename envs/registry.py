@@ -1,0 +1,67 @@
+"""Task registry: task name -> (config factory, env class). One place to add tasks and variants."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import dhal.assets
+from dhal.envs.api import BatchedEnv
+from dhal.envs.backends import make_simulator
+from dhal.envs.overrides import apply_overrides
+from dhal.envs.skateboard.config import SkateboardConfig
+from dhal.envs.skateboard.task import SkateboardEnv
+
+
+def _play_config() -> SkateboardConfig:
+    """For rendering and evaluation of a trained policy: no noise, pushes or randomisation."""
+    base = SkateboardConfig()
+    return dataclasses.replace(
+        base,
+        observations=dataclasses.replace(base.observations, noise=False),
+        randomization=dataclasses.replace(base.randomization, enabled=False),
+    )
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    config: Callable[[], SkateboardConfig]
+    description: str
+
+
+TASKS: dict[str, TaskSpec] = {
+    "dhal-skateboard": TaskSpec(SkateboardConfig, "DHAL: Go1 pushes and glides on a board, FL foot attached"),
+    "dhal-skateboard-play": TaskSpec(_play_config, "the same task without noise, pushes or randomisation"),
+}
+
+
+def scene_path(scene: str) -> Path:
+    path = Path(dhal.assets.__file__).parent / "scenes" / f"{scene}.xml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no scene {scene!r} at {path}")
+    return path
+
+
+def task_names() -> list[str]:
+    return sorted(TASKS)
+
+
+def make_config(task: str = "dhal-skateboard", overrides: Mapping[str, Any] | None = None) -> SkateboardConfig:
+    if task not in TASKS:
+        raise KeyError(f"unknown task {task!r}; available tasks: {', '.join(task_names())}")
+    return apply_overrides(TASKS[task].config(), overrides)
+
+
+def make_env(
+    task: str = "dhal-skateboard",
+    num_envs: int = 16,
+    backend: str = "mujoco_batch",
+    device: str = "cpu",
+    seed: int = 0,
+    overrides: Mapping[str, Any] | None = None,
+) -> BatchedEnv:
+    cfg = make_config(task, overrides)
+    sim = make_simulator(backend, scene_path(cfg.scene), num_envs, device=device)
+    return SkateboardEnv(cfg, sim, seed=seed)

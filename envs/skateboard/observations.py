@@ -1,0 +1,157 @@
+"""Observation terms: the actor's frame values and the two privileged critic inputs.
+
+The actor frame is assembled by `Contract.build_frame` from `frame_values`; this module only says
+what each term *is*. The critic input comes in two variants (ObservationConfig.critic):
+- "full": DHAL's 1630-d input in DHAL's order (DHAL.md §2.3), kept for reproduction.
+- "lean": the same information without DHAL's redundant blocks (a flat-ground "height scan" of 187
+  copies of one number, 19 past noisy frames, world-frame duplicates), plus board parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from dhal.envs.math import quat_rotate_inverse
+from dhal.envs.robots import go1
+from dhal.envs.skateboard.state import SkateState
+
+HEIGHT_SCAN_POINTS = 17 * 11
+HEIGHT_SCAN_OFFSET = 0.3  # DHAL's clip(z_base - 0.3 - ground, +-1)
+
+
+@dataclass
+class DomainParams:
+    """Per-env randomised physical parameters, as the privileged critic sees them."""
+
+    payload_mass: torch.Tensor  # [N] kg
+    payload_offset: torch.Tensor  # [N, 3] m, trunk frame
+    friction: torch.Tensor  # [N]
+    wheel_friction: torch.Tensor  # [N]
+    kp_factor: torch.Tensor  # [N, 12]
+    kd_factor: torch.Tensor  # [N, 12]
+    deck_mass_factor: torch.Tensor  # [N]
+    truck_stiffness_factor: torch.Tensor  # [N]
+
+    @staticmethod
+    def nominal(n: int, device: torch.device) -> DomainParams:
+        one = torch.ones(n, device=device)
+        return DomainParams(
+            payload_mass=torch.zeros(n, device=device),
+            payload_offset=torch.zeros(n, 3, device=device),
+            friction=one.clone(),
+            wheel_friction=one.clone(),
+            kp_factor=torch.ones(n, len(go1.JOINT_NAMES), device=device),
+            kd_factor=torch.ones(n, len(go1.JOINT_NAMES), device=device),
+            deck_mass_factor=one.clone(),
+            truck_stiffness_factor=one.clone(),
+        )
+
+
+def frame_values(
+    s: SkateState,
+    commands: torch.Tensor,
+    last_action: torch.Tensor,
+    phase_input: torch.Tensor,
+    default_pose: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """The actor frame's terms in physical units (Contract applies scales and noise)."""
+    return {
+        "base_rp": s.base_rpy[:, :2],
+        "base_ang_vel": s.base_ang_vel_b,
+        "projected_gravity": s.projected_gravity,
+        "command": commands,
+        "joint_pos": s.joint_pos - default_pose,
+        "joint_vel": s.joint_vel,
+        "last_action": last_action,
+        "phase": phase_input.unsqueeze(-1),
+    }
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(x.shape[0], -1)
+
+
+def full_privileged(
+    s: SkateState,
+    clean_frame: torch.Tensor,
+    params: DomainParams,
+    contact_history: torch.Tensor,
+    noisy_past_frames: torch.Tensor,
+    pushing_feet: tuple[int, ...],
+) -> torch.Tensor:
+    """DHAL's 1630-d critic input (for a 20-frame history and 100-step contact history)."""
+    n = s.base_pos.shape[0]
+    heights = (s.base_pos[:, 2:3] - HEIGHT_SCAN_OFFSET).clamp(-1.0, 1.0).expand(n, HEIGHT_SCAN_POINTS)
+    ground_proj = s.foot_pos.clone()
+    ground_proj[:, list(pushing_feet), 2] = 0.0
+    base = s.base_pos.unsqueeze(1)
+    return torch.cat(
+        (
+            clean_frame,
+            s.base_lin_vel_b * 2.0,
+            params.payload_mass.unsqueeze(-1),
+            params.payload_offset,
+            params.friction.unsqueeze(-1),
+            params.kp_factor - 1.0,
+            params.kd_factor - 1.0,
+            _flat(contact_history),
+            heights,
+            _flat(s.marker_pos - s.foot_pos) * 0.1,
+            _flat(ground_proj - s.foot_pos) * 0.1,
+            _flat(s.marker_pos - base) * 0.1,
+            _flat(s.foot_pos - base) * 0.1,
+            s.deck_rpy,
+            _flat(noisy_past_frames),
+        ),
+        dim=-1,
+    )
+
+
+def lean_privileged(
+    s: SkateState,
+    clean_frame: torch.Tensor,
+    params: DomainParams,
+    foot_contact: torch.Tensor,
+    wheel_contact: torch.Tensor,
+) -> torch.Tensor:
+    """Clean frame plus what the actor cannot sense, in body or deck frames, without duplicates."""
+    n = s.base_pos.shape[0]
+
+    def in_frame(quat: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+        q = quat.unsqueeze(1).expand(n, vectors.shape[1], 4)
+        return _flat(quat_rotate_inverse(q, vectors))
+
+    return torch.cat(
+        (
+            clean_frame,
+            s.base_lin_vel_b * 2.0,
+            params.payload_mass.unsqueeze(-1),
+            params.payload_offset,
+            params.friction.unsqueeze(-1),
+            params.kp_factor - 1.0,
+            params.kd_factor - 1.0,
+            foot_contact.float(),
+            wheel_contact.float(),
+            s.base_pos[:, 2:3],
+            in_frame(s.deck_quat, s.marker_pos - s.foot_pos),
+            in_frame(s.base_quat, s.foot_pos - s.base_pos.unsqueeze(1)),
+            s.deck_rpy,
+            s.deck_lin_vel_b,
+            (params.deck_mass_factor - 1.0).unsqueeze(-1),
+            (params.truck_stiffness_factor - 1.0).unsqueeze(-1),
+            params.wheel_friction.unsqueeze(-1),
+        ),
+        dim=-1,
+    )
+
+
+def privileged_size(variant: str, frame_size: int, history_length: int, contact_history_length: int) -> int:
+    n = len(go1.JOINT_NAMES)
+    common = frame_size + 3 + 4 + 1 + 2 * n
+    if variant == "full":
+        return common + 4 * contact_history_length + HEIGHT_SCAN_POINTS + 4 * 12 + 3 + (history_length - 1) * frame_size
+    if variant == "lean":
+        return common + 4 + 4 + 1 + 12 + 12 + 3 + 3 + 3
+    raise ValueError(f"unknown critic observation variant {variant!r}; choose 'full' or 'lean'")

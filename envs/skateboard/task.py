@@ -1,0 +1,285 @@
+"""The DHAL skateboard task: the step/reset loop over a backend-agnostic `Simulator`.
+
+Per control step: actions -> joint targets (with a per-env delay of 0..decimation substeps) ->
+physics -> one snapshot -> derived state -> contacts, clock, rewards by group, terminations ->
+dynamics targets (before resets) -> observations -> partial reset of finished envs -> final
+observations. All task logic is torch on the simulator's device; mujoco is never imported here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dhal.envs.api import StepResult
+from dhal.envs.backends.base import SimulationDiverged, Simulator
+from dhal.envs.contract import Contract, go1_contract
+from dhal.envs.robots import go1
+from dhal.envs.skateboard import clock, commands, events, observations, rewards, terminations
+from dhal.envs.skateboard.config import SkateboardConfig
+from dhal.envs.skateboard.state import SceneIndices, SkateState, derive_state
+
+KEYFRAMES = ("push", "glide")
+
+
+class SkateboardEnv:
+    """N Go1-on-skateboard environments; satisfies `dhal.envs.api.BatchedEnv`."""
+
+    def __init__(self, cfg: SkateboardConfig, sim: Simulator, seed: int = 0) -> None:
+        if abs(sim.info.physics_dt - cfg.sim.physics_dt) > 1e-9:
+            raise ValueError(f"sim.physics_dt {cfg.sim.physics_dt} differs from the model's timestep {sim.info.physics_dt}")
+        rewards.check_reward_config(cfg.rewards)
+        sim.info.require("keyframe", KEYFRAMES)
+        if sim.info.nu != cfg.num_actions:
+            raise ValueError(f"model has {sim.info.nu} actuators, the task expects {cfg.num_actions}")
+        self.cfg, self.sim = cfg, sim
+        self.device = sim.device
+        self.num_envs = sim.num_envs
+        self.num_actions = cfg.num_actions
+        self.step_dt = cfg.control_dt
+        self.max_episode_length = int(round(cfg.sim.episode_length_s / self.step_dt))
+        self.reward_group_names = cfg.rewards.groups
+        obs_cfg = cfg.observations
+        self.contract: Contract = go1_contract(
+            history_length=obs_cfg.history_length, control_dt=self.step_dt, clock_period=cfg.clock.period_s,
+            action_scale=cfg.action.scale, action_limit=cfg.action.limit, noise=obs_cfg.noise_std or None,
+        )
+        self.action_low, self.action_high = -cfg.action.limit, cfg.action.limit
+        self.idx = SceneIndices.resolve(sim.info, self.device)
+        self.generator = torch.Generator(self.device).manual_seed(seed)
+        self.observation_sizes = {
+            "history": self.contract.history_size,
+            "proprio": self.contract.frame_size,
+            "privileged": observations.privileged_size(
+                obs_cfg.critic, self.contract.frame_size, obs_cfg.history_length, obs_cfg.contact_history_length),
+        }
+        self._allocate_buffers()
+        self.domain = events.sample_domain_params(self.num_envs, cfg.randomization, self.generator, self.device)
+        events.apply_domain_params(sim, self.idx, self.domain)
+        self.reset()
+
+    # ---- buffers ----------------------------------------------------------------------------------
+    def _allocate_buffers(self) -> None:
+        n, j, dev = self.num_envs, self.num_actions, self.device
+        zeros = lambda *shape, dtype=torch.float32: torch.zeros(*shape, dtype=dtype, device=dev)  # noqa: E731
+        self.episode_length_buf = zeros(n, dtype=torch.long)
+        self.common_step_counter = 0
+        self.commands = zeros(n, 3)
+        self.gates = {"glide": zeros(n), "push": zeros(n)}
+        self.actions, self.last_actions = zeros(n, j), zeros(n, j)
+        self.targets = zeros(n, j)
+        self.last_joint_vel, self.last_torques = zeros(n, j), zeros(n, j)
+        self.raw_foot_contact, self.foot_contact = zeros(n, 4, dtype=torch.bool), zeros(n, 4, dtype=torch.bool)
+        self.raw_wheel_contact, self.wheel_contact = zeros(n, 4, dtype=torch.bool), zeros(n, 4, dtype=torch.bool)
+        self.contact_history = zeros(n, self.cfg.observations.contact_history_length, 4)
+        self.history = zeros(n, self.contract.history_length, self.contract.frame_size)
+        self.episode_sums = {name: zeros(n) for name in self.cfg.rewards.terms}
+        self.ctrl = zeros(n, self.sim.info.nu)
+        self.default_pose = torch.tensor(go1.DEFAULT_POSE, device=dev)
+        self.glide_pose = torch.tensor(go1.GLIDE_POSE, device=dev)
+        self.keyframes = {k: self.sim.info.keyframes[k].to(dev) for k in KEYFRAMES}
+
+    # ---- public API -------------------------------------------------------------------------------
+    def observations(self) -> dict[str, torch.Tensor]:
+        return {k: v.clone() for k, v in self._obs.items()}
+
+    def reset(self, env_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        ids = torch.arange(self.num_envs, device=self.device) if env_ids is None else env_ids.to(self.device).long()
+        self._reset_envs(ids)
+        self.state = derive_state(self.sim.read(), self.idx)
+        self._obs = self._build_observations(self.state, refill=ids)
+        return self.observations()
+
+    def step(self, actions: torch.Tensor) -> StepResult:
+        actions = self._check_actions(actions)
+        self.last_actions = self.actions
+        self.actions = actions.clamp(self.action_low, self.action_high)
+        diverged = self._simulate(self.contract.joint_targets(self.actions))
+        s = derive_state(self.sim.read(), self.idx)
+        self.state = s
+        self.episode_length_buf += 1
+        self.common_step_counter += 1
+        self._update_contacts(s)
+        phase = self._phase()
+        clock.update_gates(self.gates, clock.phase_indicators(phase, self.commands, self.cfg.clock), self.cfg.clock)
+
+        breakdown = rewards.compute_rewards(self._reward_context(s), self.gates)
+        for name, value in breakdown.terms.items():
+            self.episode_sums[name] += value
+        reasons = terminations.check_terminations(s, self.cfg.terminations)
+        reasons["diverged"] = diverged
+        terminated = torch.stack(list(reasons.values())).any(0)
+        truncated = (self.episode_length_buf >= self.max_episode_length) & ~terminated
+
+        frame = observations.frame_values(s, self.commands, self.actions, clock.phase_input(phase, self.commands, self.cfg.clock), self.default_pose)
+        dynamics_targets = {
+            "next_state": self.contract.dynamics_state(frame),
+            "next_contacts": self.foot_contact[:, list(rewards.FREE_FEET)].float(),
+        }
+        metrics = self._metrics(s, phase)
+        self.last_joint_vel, self.last_torques = s.joint_vel, s.joint_torque
+
+        self._resample_commands()
+        self._apply_pushes()
+        self._obs = self._build_observations(s, refill=None)
+        done_ids = (terminated | truncated).nonzero().squeeze(-1)
+        extras: dict = {}
+        if len(done_ids) > 0:
+            extras["final_observations"] = self.observations()
+            extras["log"] = self._episode_log(done_ids, reasons)
+            self._reset_envs(done_ids)
+            self.state = derive_state(self.sim.read(), self.idx)
+            self._obs = self._build_observations(self.state, refill=done_ids)
+        extras.update(
+            reward_groups=breakdown.groups, reward_group_names=self.reward_group_names,
+            time_outs=truncated.clone(), dynamics_targets=dynamics_targets, metrics=metrics,
+        )
+        return StepResult(self.observations(), breakdown.total, terminated, truncated, extras)
+
+    def render(self, env_id: int = 0, width: int = 640, height: int = 480) -> np.ndarray:
+        render = getattr(self.sim, "render", None)
+        if render is None:
+            raise NotImplementedError(f"backend {type(self.sim).__name__} cannot render")
+        return render(env_id, width, height)
+
+    def close(self) -> None:
+        close = getattr(self.sim, "close", None)
+        if close is not None:
+            close()
+
+    # ---- step pieces ------------------------------------------------------------------------------
+    def _check_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        actions = torch.as_tensor(actions, device=self.device, dtype=torch.float32)
+        if actions.shape != (self.num_envs, self.num_actions):
+            raise ValueError(f"actions must have shape {(self.num_envs, self.num_actions)}, got {tuple(actions.shape)}")
+        if not torch.isfinite(actions).all():
+            bad = (~torch.isfinite(actions).all(-1)).nonzero().squeeze(-1).tolist()
+            raise ValueError(f"non-finite actions for envs {bad}")
+        return actions
+
+    def _simulate(self, targets: torch.Tensor) -> torch.Tensor:
+        """Apply targets with the per-env delay; envs whose physics fails are flagged and reset."""
+        a = self.cfg.action
+        delay = events.sample_delay_substeps(self.num_envs, a.delay_range_s, self.cfg.sim.physics_dt,
+                                             self.cfg.sim.decimation, self.generator, self.device)
+        diverged = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        substep, decimation = 0, self.cfg.sim.decimation
+        while substep < decimation:
+            held = delay > substep
+            # Substeps in which every env agrees (all delayed, or none) run in one backend call.
+            run = 1
+            while substep + run < decimation and torch.equal(delay > substep + run, held):
+                run += 1
+            self.ctrl[:, self.idx.actuators] = torch.where(held.unsqueeze(-1), self.targets, targets)
+            try:
+                self.sim.step(self.ctrl, run)
+            except SimulationDiverged as err:
+                bad = torch.tensor(err.env_ids, dtype=torch.long, device=self.device)
+                diverged[bad] = True
+                self._set_pose(bad)
+            substep += run
+        self.targets = targets
+        return diverged
+
+    def _update_contacts(self, s: SkateState) -> None:
+        obs_cfg = self.cfg.observations
+        foot = s.foot_force > obs_cfg.foot_contact_force
+        wheel = s.wheel_force > obs_cfg.wheel_contact_force
+        # DHAL's filter: in contact now or at the previous step (touch sensing flickers).
+        self.foot_contact = foot | self.raw_foot_contact
+        self.wheel_contact = wheel | self.raw_wheel_contact
+        self.raw_foot_contact, self.raw_wheel_contact = foot, wheel
+        self.contact_history = torch.cat((self.contact_history[:, 1:], self.foot_contact.float().unsqueeze(1)), dim=1)
+
+    def _phase(self) -> torch.Tensor:
+        return clock.clock_phase(self.episode_length_buf.float() * self.step_dt, self.cfg.clock)
+
+    def _reward_context(self, s: SkateState) -> rewards.RewardContext:
+        return rewards.RewardContext(
+            state=s, cfg=self.cfg.rewards, commands=self.commands, actions=self.actions,
+            last_actions=self.last_actions, last_joint_vel=self.last_joint_vel, last_torques=self.last_torques,
+            wheel_contact=self.wheel_contact, default_pose=self.default_pose, glide_pose=self.glide_pose,
+            dt=self.step_dt,
+        )
+
+    def _resample_commands(self) -> None:
+        steps = int(round(self.cfg.commands.resample_s / self.step_dt))
+        ids = commands.resample_due(self.episode_length_buf, steps).nonzero().squeeze(-1)
+        if len(ids) > 0:
+            self.commands[ids] = commands.sample_commands(len(ids), self.cfg.commands, self.generator, self.device)
+
+    def _apply_pushes(self) -> None:
+        r = self.cfg.randomization
+        interval = int(round(r.push_interval_s / self.step_dt))
+        if r.enabled and r.push_velocity > 0 and self.common_step_counter % interval == 0:
+            snapshot = self.sim.read()
+            events.push_base(self.sim, self.idx, snapshot.qvel, torch.arange(self.num_envs, device=self.device),
+                             r.push_velocity, self.generator)
+
+    def _metrics(self, s: SkateState, phase: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {
+            "board_speed": s.deck_lin_vel_b[:, 0].clone(),
+            "base_height": s.base_pos[:, 2].clone(),
+            "attachment_error": s.attachment_error,
+            "foot_contact": self.foot_contact.float(),
+            "phase": phase,
+            "gate_glide": self.gates["glide"].clone(),
+            "gate_push": self.gates["push"].clone(),
+            "command_vx": self.commands[:, 0].clone(),
+            "command_yaw_rate": self.commands[:, 2].clone(),
+        }
+
+    def _episode_log(self, ids: torch.Tensor, reasons: dict[str, torch.Tensor]) -> dict[str, float]:
+        seconds = self.cfg.sim.episode_length_s
+        log = {f"Episode_Reward/{k}": float(v[ids].mean() / seconds) for k, v in self.episode_sums.items()}
+        log.update({f"Episode_Termination/{k}": float(v[ids].float().sum()) for k, v in reasons.items()})
+        log["Episode/length_s"] = float(self.episode_length_buf[ids].float().mean() * self.step_dt)
+        return log
+
+    # ---- resets and observations ------------------------------------------------------------------
+    def _set_pose(self, ids: torch.Tensor) -> torch.Tensor:
+        """Put envs in the push or glide keyframe; returns which got the glide pose."""
+        glide = torch.rand(len(ids), generator=self.generator, device=self.device) < self.cfg.reset.glide_fraction
+        qpos = torch.where(glide.unsqueeze(-1), self.keyframes["glide"], self.keyframes["push"]).clone()
+        noise = self.cfg.reset.joint_noise
+        if noise > 0:
+            u = torch.rand(len(ids), self.num_actions, generator=self.generator, device=self.device)
+            qpos[:, self.idx.joint_qpos] += noise * (2.0 * u - 1.0)
+        self.sim.set_state(ids, qpos, torch.zeros(len(ids), self.sim.info.nv, device=self.device))
+        return glide
+
+    def _reset_envs(self, ids: torch.Tensor) -> None:
+        if len(ids) == 0:
+            return
+        glide = self._set_pose(ids)
+        pose = torch.where(glide.unsqueeze(-1), self.glide_pose, self.default_pose)
+        self.targets[ids] = pose
+        self.episode_length_buf[ids] = 0
+        self.commands[ids] = commands.sample_commands(len(ids), self.cfg.commands, self.generator, self.device)
+        for buf in (self.actions, self.last_actions, self.last_joint_vel, self.last_torques, self.contact_history):
+            buf[ids] = 0.0
+        for buf in (self.raw_foot_contact, self.foot_contact, self.raw_wheel_contact, self.wheel_contact):
+            buf[ids] = False
+        indicators = clock.phase_indicators(torch.zeros(len(ids), device=self.device), self.commands[ids], self.cfg.clock)
+        for name, gate in self.gates.items():
+            gate[ids] = indicators[name]
+        for total in self.episode_sums.values():
+            total[ids] = 0.0
+
+    def _build_observations(self, s: SkateState, refill: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Push the new noisy frame into the history (or fill it, for freshly reset envs)."""
+        values = observations.frame_values(s, self.commands, self.actions,
+                                           clock.phase_input(self._phase(), self.commands, self.cfg.clock), self.default_pose)
+        noisy = self.contract.build_frame(values, noise=self.cfg.observations.noise, generator=self.generator)
+        clean = self.contract.build_frame(values, noise=False)
+        if refill is None:
+            self.history = torch.cat((self.history[:, 1:], noisy.unsqueeze(1)), dim=1)
+        else:
+            self.history[refill] = noisy[refill].unsqueeze(1).expand(-1, self.contract.history_length, -1)
+        if self.cfg.observations.critic == "full":
+            privileged = observations.full_privileged(
+                s, clean, self.domain, self.contact_history, self.history[:, :-1], rewards.PUSHING_FEET)
+        else:
+            privileged = observations.lean_privileged(s, clean, self.domain, self.foot_contact, self.wheel_contact)
+        # The proprio group is the history's newest frame, so both groups always agree.
+        return {"history": self.history.flatten(1), "proprio": self.history[:, -1], "privileged": privileged}
