@@ -1,0 +1,122 @@
+"""The skateboard task on the real Go1 + board scene and the CPU backend."""
+
+import pytest
+import torch
+
+from dhal.envs.contract import go1_contract
+from dhal.envs.registry import make_config, make_env
+
+QUIET = {"randomization.enabled": False, "observations.noise": False}
+
+
+@pytest.fixture(scope="module")
+def env():
+    return make_env(num_envs=4, seed=0)
+
+
+def test_observation_groups_and_sizes(env):
+    obs = env.observations()
+    assert {k: v.shape for k, v in obs.items()} == {
+        "history": (4, 960), "proprio": (4, 48), "privileged": (4, 1630)}
+    assert env.observation_sizes == {"history": 960, "proprio": 48, "privileged": 1630}
+    # Right after a reset the whole history is the first frame.
+    frames = obs["history"].view(4, 20, 48)
+    assert torch.equal(frames, obs["proprio"].unsqueeze(1).expand(4, 20, 48))
+
+
+def test_lean_critic_variant():
+    lean = make_env(num_envs=2, overrides={"observations.critic": "lean"})
+    assert lean.observations()["privileged"].shape == (2, 122)
+
+
+def test_step_outputs_are_fresh_and_consistent(env):
+    actions = torch.zeros(4, 12)
+    first = env.step(actions)
+    kept = first.observations["history"].clone()
+    second = env.step(actions)
+    assert torch.equal(first.observations["history"], kept)  # not overwritten by the next step
+    assert second.observations["history"].data_ptr() != first.observations["history"].data_ptr()
+    ex = second.extras
+    assert ex["reward_group_names"] == ("glide", "push", "sim2real")
+    assert ex["reward_groups"].shape == (4, 3)
+    assert torch.allclose(second.reward, ex["reward_groups"].sum(-1))
+    assert ex["dynamics_targets"]["next_state"].shape == (4, 33)
+    assert ex["dynamics_targets"]["next_contacts"].shape == (4, 3)
+    assert torch.equal(ex["time_outs"], second.truncated)
+    # The newest history frame moved one slot back.
+    h1 = first.observations["history"].view(4, 20, 48)
+    h2 = second.observations["history"].view(4, 20, 48)
+    alive = ~(second.terminated | second.truncated)
+    assert torch.equal(h2[alive, -2], h1[alive, -1])
+
+
+def test_time_out_truncates_and_resets_only_that_env():
+    env = make_env(num_envs=3, seed=1, overrides=QUIET)
+    env.episode_length_buf[:] = torch.tensor([5, env.max_episode_length - 1, 7])
+    out = env.step(torch.zeros(3, 12))
+    assert out.truncated.tolist() == [False, True, False]
+    assert not out.terminated.any()
+    assert env.episode_length_buf.tolist() == [6, 0, 8]
+    # Dynamics targets describe the state before the reset: they match the final observation.
+    c = go1_contract()
+    final = out.extras["final_observations"]["proprio"]
+    dyn_cols = torch.cat([torch.arange(48)[c.term_slice(t)] for t in c.dynamics_terms])
+    assert torch.allclose(out.extras["dynamics_targets"]["next_state"], final[:, dyn_cols], atol=1e-6)
+
+
+def test_fall_terminates_with_its_reason():
+    env = make_env(num_envs=2, seed=2, overrides=QUIET)
+    sim = env.sim
+    state = sim.read()
+    qpos = state.qpos.clone()
+    root = sim.info.joint_qpos_adr["root"]
+    qpos[1, root + 3 : root + 7] = torch.tensor([0.5**0.5, 0.5**0.5, 0.0, 0.0])  # rolled 90 degrees
+    sim.set_state(torch.tensor([1]), qpos[1:2], state.qvel[1:2])
+    out = env.step(torch.zeros(2, 12))
+    assert out.terminated.tolist() == [False, True]
+    assert out.extras["log"]["Episode_Termination/base_tilted"] >= 1.0
+
+
+def test_randomisation_is_per_env_and_seeded():
+    a = make_env(num_envs=3, seed=5)
+    b = make_env(num_envs=3, seed=5)
+    mass_a = a.sim.model_field("body_mass")
+    assert not torch.allclose(mass_a[0], mass_a[1])
+    assert torch.equal(mass_a, b.sim.model_field("body_mass"))
+    assert torch.equal(a.domain.friction, b.domain.friction)
+    nominal = a.sim.nominal_field("body_mass")
+    trunk = a.idx.trunk_body
+    assert torch.allclose(mass_a[:, trunk] - nominal[trunk], a.domain.payload_mass.double(), atol=1e-6)
+
+
+def test_full_action_delay_holds_previous_targets():
+    env = make_env(num_envs=1, overrides={**QUIET, "action.delay_range_s": (0.02, 0.02)})
+    reset_targets = env.targets.clone()
+    env.step(torch.full((1, 12), 1.0))
+    applied = env.ctrl[:, env.idx.actuators]
+    assert torch.equal(applied, reset_targets)  # the whole step used the reset pose's targets
+    env.step(torch.zeros(1, 12))
+    applied = env.ctrl[:, env.idx.actuators]
+    assert torch.allclose(applied, env.contract.joint_targets(torch.full((1, 12), 1.0)))
+
+
+def test_bad_actions_are_rejected_by_name(env):
+    with pytest.raises(ValueError, match="shape"):
+        env.step(torch.zeros(4, 11))
+    with pytest.raises(ValueError, match="non-finite"):
+        env.step(torch.full((4, 12), float("nan")))
+
+
+def test_unknown_task_lists_the_known_ones():
+    with pytest.raises(KeyError, match="dhal-skateboard"):
+        make_config("skateboard-v9")
+
+
+def test_random_actions_stay_numerically_clean():
+    env = make_env(num_envs=16, seed=3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(100):
+        out = env.step(6.0 * torch.rand(16, 12, generator=gen) - 3.0)
+        assert torch.isfinite(out.reward).all()
+        assert all(torch.isfinite(v).all() for v in out.observations.values())
+    assert env.sim.warning_counts() == {}
