@@ -81,8 +81,10 @@ class Simulator(Protocol):
     num_envs: int
     device: torch.device
 
-    def step(self, ctrl: torch.Tensor, nsteps: int = 1) -> None:
-        """Write ctrl [N, nu] and advance every environment by nsteps physics steps."""
+    def step(self, ctrl: torch.Tensor, nsteps: int = 1, update_derived: bool = True) -> None:
+        """Write ctrl [N, nu] and advance every environment by nsteps physics steps. Pass
+        update_derived=False for all but the last call of a control step: derived fields
+        (sites, bodies, sensors) are then only guaranteed current after the last call."""
         ...
 
     def read(self) -> SimState:

@@ -194,11 +194,13 @@ class MujocoBatchSimulator:
         b.reset(None)  # model defaults, then mj_forward: derived fields are populated
 
     # ------------------------------------------------------------------ stepping
-    def step(self, ctrl: torch.Tensor, nsteps: int = 1) -> None:
-        """Write ctrl [N, nu] and advance every env by nsteps substeps (positions current after)."""
+    def step(self, ctrl: torch.Tensor, nsteps: int = 1, update_derived: bool = True) -> None:
+        """Write ctrl [N, nu] and advance every env by nsteps substeps. With update_derived the
+        configured stages are computed at the new state (positions current after the call)."""
         self._ctrl_t.copy_(ctrl)
+        stage = self._stage if update_derived else int(mujoco.mjtStage.mjSTAGE_NONE)
         try:
-            self.batch.step(None, int(nsteps), self._stage)
+            self.batch.step(None, int(nsteps), stage)
         except mjbatch.SimulationError as err:
             diverged = self._check_bad_state()
             ids = sorted(set(int(i) for i in err.ids) | set(diverged))
