@@ -1,0 +1,52 @@
+"""The `dhal` command: typed subcommands over the configs in dhal/commands.
+
+    dhal sim --policy scripted --seconds 8     roll out, render env 0, plot
+    dhal bench env --sizes 64 512              env vs raw physics throughput
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from tyro.extras import SubcommandApp
+
+from dhal.commands import bench_env, sim
+from dhal.commands.errors import CommandError
+
+DESCRIPTION = "DHAL skateboarding stack: a Go1 on a skateboard in batched MuJoCo."
+
+
+def build_app() -> SubcommandApp:
+    app = SubcommandApp()
+    app.command(name="sim")(sim.SimConfig)
+    bench = SubcommandApp()
+    bench.command(name="env")(bench_env.BenchEnvConfig)
+    app.command(bench, name="bench", help="Measure throughput.")
+    return app
+
+
+def dispatch(config: object) -> None:
+    if isinstance(config, sim.SimConfig):
+        print(sim.report(sim.run(config)))
+    elif isinstance(config, bench_env.BenchEnvConfig):
+        print(bench_env.format_table(bench_env.run(config)))
+        if config.json is not None:
+            print(f"results: {config.json}")
+    else:
+        raise TypeError(f"no command for {type(config).__name__}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    config = build_app().cli(prog="dhal", description=DESCRIPTION, args=args)
+    try:
+        dispatch(config)
+    except CommandError as error:
+        print(f"dhal: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

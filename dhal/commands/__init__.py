@@ -1,0 +1,1 @@
+"""The `dhal` subcommands: one module per command, each a typed config plus a `run` function."""

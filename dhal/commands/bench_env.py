@@ -1,0 +1,147 @@
+"""`dhal bench env`: the task's control steps/s against bare physics of the same model.
+
+The ratio says how much the task layer (observations, rewards, resets, torch glue) costs on
+top of the simulator; the goal is that it keeps at least 80% of raw throughput.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dhal.commands.env_options import EnvOptions, open_env
+from dhal.commands.errors import CommandError
+from dhal.envs.api import BatchedEnv
+
+GOAL_RATIO = 0.8
+DEFAULT_DECIMATION = 4  # DHAL's 200 Hz physics under a 50 Hz policy
+ACTION_BANK_SIZE = 16  # random action batches drawn ahead, so the timed loop only steps
+
+
+@dataclass
+class BenchEnvConfig(EnvOptions):
+    """Measure the task's control steps/s and raw physics throughput for each number of envs."""
+
+    sizes: tuple[int, ...] = (64, 512, 2048)
+    """Numbers of parallel envs to measure."""
+    seconds: float = 5.0
+    """Timed duration of each measurement (env and raw, per size)."""
+    warmup_steps: int = 10
+    """Env steps run before timing starts."""
+    json: Path | None = None
+    """Also write the results to this JSON file."""
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    num_envs: int
+    env_steps_per_s: float  # control steps summed over envs
+    raw_physics_steps_per_s: float  # bare simulator, summed over envs
+    decimation: int
+
+    @property
+    def raw_steps_per_s(self) -> float:
+        """Raw throughput in control steps, comparable with env_steps_per_s."""
+        return self.raw_physics_steps_per_s / self.decimation
+
+    @property
+    def ratio(self) -> float:
+        return self.env_steps_per_s / self.raw_steps_per_s
+
+
+def measure_env_throughput(env: BatchedEnv, seconds: float, warmup_steps: int, seed: int = 0) -> float:
+    """Control steps per second summed over envs, for uniformly random actions."""
+    generator = torch.Generator(device=env.device).manual_seed(seed)
+    span = env.action_high - env.action_low
+    bank = env.action_low + span * torch.rand(
+        (ACTION_BANK_SIZE, env.num_envs, env.num_actions), generator=generator, device=env.device
+    )
+    with torch.inference_mode():  # as in a learner's rollout
+        for step in range(warmup_steps):
+            env.step(bank[step % ACTION_BANK_SIZE])
+        steps = 0
+        start = time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds:
+            env.step(bank[steps % ACTION_BANK_SIZE])
+            steps += 1
+    return env.num_envs * steps / elapsed
+
+
+def decimation_of(cfg: Any) -> int:
+    """Physics steps per control step from the env config (`sim.decimation` or `decimation`)."""
+    for holder in (getattr(cfg, "sim", None), cfg):
+        value = holder.get("decimation") if isinstance(holder, dict) else getattr(holder, "decimation", None)
+        if value is not None:
+            return int(value)
+    return DEFAULT_DECIMATION
+
+
+def run(cfg: BenchEnvConfig) -> list[BenchResult]:
+    if not cfg.sizes or min(cfg.sizes) < 1 or cfg.seconds <= 0:
+        raise CommandError("--sizes must be positive numbers of envs and --seconds > 0")
+    from dhal.envs import registry
+    from dhal.envs.backends.mujoco_batch import raw_step_throughput
+
+    results = []
+    for num_envs in cfg.sizes:
+        env = open_env(cfg, num_envs)
+        try:
+            env_rate = measure_env_throughput(env, cfg.seconds, cfg.warmup_steps, cfg.seed)
+            decimation = decimation_of(env.cfg)
+            xml_path = registry.scene_path(env.cfg.scene)
+        finally:
+            env.close()  # before the raw run, so the two never share the CPU
+        raw_rate = raw_step_throughput(xml_path, num_envs, nsteps_per_call=decimation, seconds=cfg.seconds)
+        result = BenchResult(num_envs, env_rate, raw_rate, decimation)
+        print(
+            f"  {num_envs} envs: {env_rate:,.0f} env steps/s, "
+            f"raw {result.raw_steps_per_s:,.0f}, ratio {result.ratio:.2f}"
+        )
+        results.append(result)
+    if cfg.json is not None:
+        write_json(cfg, results, cfg.json)
+    return results
+
+
+def format_table(results: list[BenchResult]) -> str:
+    header = f"{'num_envs':>8}  {'env steps/s':>12}  {'raw steps/s':>12}  {'env/raw':>7}  goal"
+    rows = [
+        f"{r.num_envs:>8}  {r.env_steps_per_s:>12,.0f}  {r.raw_steps_per_s:>12,.0f}  {r.ratio:>7.2f}  "
+        + ("met" if r.ratio >= GOAL_RATIO else "missed")
+        for r in results
+    ]
+    note = (
+        f"goal: env/raw >= {GOAL_RATIO:.2f}. Steps are control steps summed over envs; raw is bare "
+        "mujoco.batch stepping of the same model, physics steps / decimation."
+    )
+    return "\n".join([header, *rows, note])
+
+
+def write_json(cfg: BenchEnvConfig, results: list[BenchResult], path: Path) -> None:
+    payload = {
+        "task": cfg.task,
+        "backend": cfg.backend,
+        "device": cfg.device,
+        "seconds_per_measurement": cfg.seconds,
+        "goal_ratio": GOAL_RATIO,
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+        "results": [
+            {**asdict(r), "raw_steps_per_s": r.raw_steps_per_s, "ratio": r.ratio} for r in results
+        ],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")

@@ -1,0 +1,81 @@
+"""The `dhal` console command: help, argument errors, and a tiny real `dhal sim` run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dhal.cli import main
+
+DHAL = Path(sys.executable).with_name("dhal")  # the console script installed beside this Python
+
+
+def run_dhal(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    assert DHAL.exists(), f"console script missing at {DHAL}; is the package installed (pip install -e .)?"
+    return subprocess.run([str(DHAL), *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((), ["sim", "bench"]),
+        (("sim",), ["--policy", "--num-envs", "--no-video", "--override"]),
+        (("bench", "env"), ["--sizes", "--seconds", "--json"]),
+    ],
+)
+def test_help_lists_the_options(args, expected):
+    result = run_dhal(*args, "--help")
+    assert result.returncode == 0, result.stderr
+    for option in expected:
+        assert option in result.stdout
+
+
+def test_missing_subcommand_is_a_usage_error():
+    result = run_dhal("bench")
+    assert result.returncode != 0
+    assert "env" in result.stdout + result.stderr
+
+
+def test_bad_override_is_reported_without_a_traceback(capsys):
+    assert main(["sim", "--override", "no_equals_sign", "--no-video"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("real_env_available")
+def test_unknown_task_lists_the_available_ones(capsys):
+    assert main(["sim", "--task", "no-such-task", "--no-video"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown task 'no-such-task'" in err and "dhal-skateboard" in err
+
+
+@pytest.mark.usefixtures("real_env_available")
+def test_unknown_config_key_is_reported(capsys):
+    assert main(["sim", "--override", "no.such.key=1", "--no-video"]) == 2
+    assert "no.such.key" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("real_env_available")
+def test_tiny_sim_run_writes_the_plot(tmp_path):
+    out = tmp_path / "sim"
+    result = run_dhal("sim", "--num-envs", "2", "--seconds", "0.2", "--no-video", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert (out / "rollout.png").stat().st_size > 0
+    assert str(out / "rollout.png") in result.stdout
+    data = np.load(out / "rollout.npz")
+    assert data["time"].shape == (10,)
+    assert data["reward/groups/mean"].shape[0] == 10
+
+
+@pytest.mark.usefixtures("real_env_available")
+def test_tiny_bench_run_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    result = run_dhal(
+        "bench", "env", "--sizes", "2", "--seconds", "0.2", "--warmup-steps", "2", "--json", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "env/raw" in result.stdout and "0.80" in result.stdout
+    assert out.exists()

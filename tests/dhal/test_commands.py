@@ -1,0 +1,125 @@
+"""The command implementations on the counter env: policies, overrides, sim outputs, bench maths."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+import torch
+
+from dhal.commands import bench_env, sim
+from dhal.commands.env_options import parse_overrides
+from dhal.commands.errors import CommandError
+from dhal.commands.policies import PUSH_LEGS, PUSH_PERIOD_S, make_policy
+from dhal.envs.robots.go1 import JOINT_NAMES
+
+GO1_ACTIONS = len(JOINT_NAMES)
+
+
+def test_overrides_parse_literals_and_fall_back_to_strings():
+    assert parse_overrides(["sim.decimation=4", "rewards.scale_by_dt=False", "scene=go1_flat", "a.b=(1, 2)"]) == {
+        "sim.decimation": 4,
+        "rewards.scale_by_dt": False,
+        "scene": "go1_flat",
+        "a.b": (1, 2),
+    }
+    with pytest.raises(CommandError):
+        parse_overrides(["=3"])
+
+
+def test_scripted_push_swings_only_the_right_legs_with_a_4_s_period(make_counter_env):
+    env = make_counter_env(num_actions=GO1_ACTIONS)
+    policy = make_policy("scripted", env)
+    period_steps = round(PUSH_PERIOD_S / env.step_dt)
+    actions = torch.stack([policy(step) for step in range(period_steps + 1)])  # [T, N, A]
+    moving = {JOINT_NAMES[i] for i in range(GO1_ACTIONS) if actions[:, 0, i].abs().max() > 0}
+    assert moving and all(name.split("_")[0] in PUSH_LEGS for name in moving)
+    assert torch.allclose(actions[0], actions[period_steps], atol=1e-5)
+    assert actions.abs().max() <= env.action_high
+    assert torch.equal(actions[:, 0], actions[:, -1]), "every env gets the same motion"
+
+
+def test_random_policy_is_seeded_and_within_bounds(make_counter_env):
+    env = make_counter_env()
+    first = make_policy("random", env, seed=3)(0)
+    assert torch.equal(first, make_policy("random", env, seed=3)(0))
+    assert first.min() >= env.action_low and first.max() <= env.action_high
+
+
+@pytest.mark.parametrize("policy", ["zero", "random", "scripted"])
+def test_sim_writes_video_plot_and_data(make_counter_env, tmp_path, policy):
+    env = make_counter_env(num_envs=3, num_actions=GO1_ACTIONS)
+    cfg = sim.SimConfig(policy=policy, num_envs=3, seconds=0.2, out=tmp_path, width=64, height=48)
+    outputs = sim.run(cfg, env=env)
+
+    assert env.closed
+    assert outputs.steps == 10
+    assert outputs.plot.stat().st_size > 0
+    assert outputs.video is not None
+    reader = imageio.get_reader(outputs.video)
+    assert reader.get_meta_data()["fps"] == pytest.approx(1 / env.step_dt)
+    assert reader.get_meta_data()["size"] == (64, 48)
+    data = np.load(outputs.data)
+    assert data["time"][-1] == pytest.approx(0.2)
+    assert data["reward/groups/env0"].shape == (10, 2)
+    assert data["metrics/actions/mean"].shape == (10, GO1_ACTIONS)
+    if policy != "random":  # random actions may end env 0's episode early
+        assert data["metrics/episode_step/env0"][:5, 0].tolist() == [1, 2, 3, 4, 5]
+
+
+def test_sim_without_video_and_with_a_render_failure(make_counter_env, tmp_path):
+    env = make_counter_env(num_actions=GO1_ACTIONS)
+    assert sim.run(sim.SimConfig(seconds=0.1, out=tmp_path, video=False), env=env).video is None
+
+    def broken_render(*args: object) -> np.ndarray:
+        raise RuntimeError("no GL context")
+
+    env = make_counter_env(num_actions=GO1_ACTIONS)
+    env.render = broken_render
+    with pytest.raises(CommandError, match="--no-video"):
+        sim.run(sim.SimConfig(seconds=0.1, out=tmp_path / "broken"), env=env)
+
+
+def test_env_throughput_counts_steps_of_all_envs(make_counter_env):
+    env = make_counter_env(num_envs=8)
+    rate = bench_env.measure_env_throughput(env, seconds=0.05, warmup_steps=3)
+    assert rate > 0
+    assert env.global_step >= 3 and rate == pytest.approx(8 * (env.global_step - 3) / 0.05, rel=0.5)
+
+
+@dataclass
+class _Sim:
+    decimation: int
+
+
+@dataclass
+class _Cfg:
+    sim: _Sim
+
+
+def test_decimation_comes_from_the_env_config():
+    assert bench_env.decimation_of(_Cfg(_Sim(decimation=2))) == 2
+    assert bench_env.decimation_of({"decimation": 8}) == 8
+    assert bench_env.decimation_of(object()) == bench_env.DEFAULT_DECIMATION
+
+
+def test_table_and_json_report_the_ratio_against_the_goal(tmp_path: Path):
+    results = [
+        bench_env.BenchResult(num_envs=64, env_steps_per_s=900.0, raw_physics_steps_per_s=4000.0, decimation=4),
+        bench_env.BenchResult(num_envs=512, env_steps_per_s=500.0, raw_physics_steps_per_s=4000.0, decimation=4),
+    ]
+    assert results[0].ratio == pytest.approx(0.9) and results[1].ratio == pytest.approx(0.5)
+    table = bench_env.format_table(results)
+    assert "0.90  met" in table and "0.50  missed" in table and "env/raw >= 0.80" in table
+
+    path = tmp_path / "bench.json"
+    bench_env.write_json(bench_env.BenchEnvConfig(sizes=(64, 512)), results, path)
+    payload = json.loads(path.read_text())
+    assert payload["goal_ratio"] == 0.8
+    assert [r["raw_steps_per_s"] for r in payload["results"]] == [1000.0, 1000.0]
+    assert math.isclose(payload["results"][0]["ratio"], 0.9)
