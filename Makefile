@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 # Headless OpenGL for MuJoCo's renderer (MUJOCO_GL=egl, or osmesa as a fallback).
-SYSTEM_PACKAGES := libegl1 libgl1 libosmesa6
+SYSTEM_PACKAGES := libegl1 libgl1 libgl1-mesa-dri libosmesa6
 # Quiet pip: warnings and errors only, no progress bars.
 PIP_INSTALL := $(VENV)/bin/python -m pip --disable-pip-version-check install --quiet --quiet --progress-bar off
 DEMO_OUT := outputs/demo
