@@ -114,7 +114,7 @@ def run(cfg: BenchEnvConfig) -> list[BenchResult]:
 
 
 def _measure(cfg: BenchEnvConfig, num_envs: int) -> BenchResult:
-    from dhal.envs.backends.mujoco_batch import raw_step_throughput
+    from dhal.envs.backends import raw_step_throughput
     from dhal.envs.registry import scene_path
 
     env_rate = raw_rate = 0.0
@@ -127,7 +127,8 @@ def _measure(cfg: BenchEnvConfig, num_envs: int) -> BenchResult:
         finally:
             env.close()  # before the raw run, so the two never share the CPU
         raw_rate = max(raw_rate, raw_step_throughput(
-            xml_path, num_envs, nsteps_per_call=decimation, seconds=cfg.seconds, noise=TARGET_NOISE_RAD))
+            cfg.backend, xml_path, num_envs, nsteps_per_call=decimation, seconds=cfg.seconds,
+            device=cfg.device, noise=TARGET_NOISE_RAD))
     result = BenchResult(num_envs, env_rate, raw_rate, decimation)
     print(
         f"  {num_envs} envs: {env_rate:,.0f} env steps/s, "

@@ -21,12 +21,21 @@ __all__ = [
     "Simulator",
     "available_backends",
     "make_simulator",
+    "raw_step_throughput",
     "register_backend",
 ]
 
 # name -> factory, or "module:attribute" (module relative to this package if it starts with ".")
 _BACKENDS: dict[str, str | Callable[..., Simulator]] = {
     "mujoco_batch": ".mujoco_batch:MujocoBatchSimulator",
+    "mujoco_warp": ".mujoco_warp:MujocoWarpSimulator",
+}
+
+
+# name -> bare-physics throughput function of that backend: the denominator of `dhal bench env`.
+_RAW_THROUGHPUT: dict[str, str] = {
+    "mujoco_batch": ".mujoco_batch:raw_step_throughput",
+    "mujoco_warp": ".mujoco_warp:raw_step_throughput_warp",
 }
 
 
@@ -44,12 +53,12 @@ def available_backends() -> tuple[str, ...]:
     return tuple(sorted(_BACKENDS))
 
 
-def _resolve(name: str) -> Callable[..., Simulator]:
+def _resolve(name: str, table: dict[str, Any] = _BACKENDS) -> Callable[..., Any]:
     try:
-        factory = _BACKENDS[name]
+        factory = table[name]
     except KeyError:
         raise ValueError(
-            f"unknown simulator backend {name!r}; choose one of {list(available_backends())}"
+            f"unknown simulator backend {name!r}; choose one of {sorted(table)}"
         ) from None
     if callable(factory):
         return factory
@@ -67,3 +76,15 @@ def make_simulator(
 ) -> Simulator:
     """Build `num_envs` environments of the MJCF at `xml_path` on the backend `name`."""
     return _resolve(name)(xml_path, num_envs, device=device, **kw)
+
+
+def raw_step_throughput(
+    name: str, xml_path: str | Path, num_envs: int, nsteps_per_call: int, seconds: float,
+    device: str | Any = "cpu", noise: float = 0.1,
+) -> float:
+    """Physics steps/s of the backend's bare stepping of the model, no task layer on top."""
+    raw = _resolve(name, _RAW_THROUGHPUT)
+    kwargs: dict[str, Any] = {"noise": noise}
+    if name != "mujoco_batch":
+        kwargs["device"] = device
+    return raw(xml_path, num_envs, nsteps_per_call=nsteps_per_call, seconds=seconds, **kwargs)

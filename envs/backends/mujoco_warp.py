@@ -1,0 +1,737 @@
+"""GPU backend: N MuJoCo simulations of one model stepped by MuJoCo Warp (`mujoco_warp`).
+
+The same `Simulator` protocol as the CPU backend (mujoco_batch), so the task layer runs unchanged.
+All state lives in float32 Warp arrays on one device ("cuda" for training, "cpu" for CI smoke
+tests); qpos, qvel, ctrl, sensordata, site_xpos, xpos, xquat (w, x, y, z), actuator_force,
+eq_active and the randomised model fields are exposed as zero-copy torch views made once
+(`wp.to_torch`). A step copies the actions into ctrl and launches `mujoco_warp.step` nsteps times
+(replaying captured Warp graphs: CUDA graphs on GPUs, recorded launch lists on the CPU with
+Warp >= 1.19); a read clones the views.
+
+Timing of derived fields after `step()` is the CPU backend's default (stage "vel"):
+* with update_derived, `step1` (positions, velocities, position/velocity sensors) runs at the
+  new state after the substeps, so sites, bodies, framequat/gyro/velocimeter are current;
+* acceleration-stage values lag one substep, as after a plain mj_step: touch sensors,
+  accelerometer and actuator_force describe the start of the last substep. (Warp's step1 zeroes
+  all of sensordata; the acceleration-stage columns are saved and put back around it.)
+* The next step reuses that step1: its first substep runs only `step2` (a plain mj_step =
+  step1 + step2), so the derived update costs nothing extra unless the state was edited in
+  between (set_qvel, set_equality_active, model_field/commit_model), in which case the first
+  substep is a full step again.
+* `set_state()` ends with a full `forward` (all worlds: Warp has no per-world forward), so
+  everything is current after a reset, as on the CPU.
+
+Model fields. Warp shares one copy of every model field between worlds unless `put_model` is
+told up front which fields get a per-world copy; `randomized_fields` (default: the fields the
+skateboard task randomises) lists them, and `model_field()` of any other field raises. The
+constants `set_const` derives from them (body_subtreemass, dof_invweight0, body_invweight0,
+actuator_acc0) are batched as well so `commit_model()` can recompute them per world. Model
+values are float32 here (float64 on the CPU backend).
+
+What Warp lacks compared with mujoco.batch, and what this backend does instead:
+* no warning counters and no automatic reset of diverged data: after each step the backend
+  checks qpos/qvel/qacc for NaN/Inf/|x| > 1e10, resets those worlds to the model defaults (as
+  MuJoCo does) and raises `SimulationDiverged` with their ids; `warning_counts()` reports these
+  as mjWARN_BADQPOS / BADQVEL / BADQACC, the only warnings this backend produces.
+* fixed-size contact and constraint buffers (nconmax per world on average, njmax per world):
+  an overflow makes the physics silently wrong in Warp (it only printf's "nefc overflow").
+  The printf is switched off and every step checks Warp's per-world overflow flags and the
+  counts, raising `WarpCapacityError` (a RuntimeError) that names the setting and a value to use.
+  Solver/line-search iteration-limit flags are not errors (MuJoCo C does not warn about them).
+* `set_const` skips actuator_length0, dof_length and tendon_lengthspring (not used by this
+  scene); everything mj_setConst computes for mass/inertia edits is recomputed.
+* rendering: one world's state is copied into a host MjData (nominal model) and drawn with the
+  CPU rendering helpers.
+
+Streams: Warp launches on its own (blocking) CUDA stream, which orders itself with torch's
+default stream. Do not drive this simulator from a non-default torch stream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import math
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import mujoco
+import numpy as np
+import torch
+
+try:
+    import mujoco_warp as mjw
+    import warp as wp
+except ImportError as _err:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "the mujoco_warp backend needs MuJoCo Warp: `pip install mujoco-warp` (pulls warp-lang); "
+        f"import failed with: {_err}"
+    ) from _err
+
+if not os.environ.get("DHAL_WARP_VERBOSE") and wp.config.log_level <= wp.LOG_INFO:
+    # Warp logs one line per kernel module load at LOG_INFO; DHAL_WARP_VERBOSE=1 keeps them
+    wp.config.log_level = wp.LOG_WARNING
+
+from .base import ModelInfo, SimState, SimulationDiverged
+from .mujoco_batch import build_model_info
+
+__all__ = [
+    "DEFAULT_NCONMAX",
+    "DEFAULT_NJMAX",
+    "RANDOMIZED_FIELDS",
+    "MujocoWarpSimulator",
+    "WarpCapacityError",
+    "raw_step_throughput_warp",
+]
+
+# Model fields the skateboard task edits per env (envs/skateboard/events.py).
+RANDOMIZED_FIELDS: tuple[str, ...] = (
+    "geom_friction",
+    "body_mass",
+    "body_ipos",
+    "body_inertia",
+    "actuator_gainprm",
+    "actuator_biasprm",
+    "jnt_stiffness",
+)
+# Constants set_const derives from mass/inertia; batched with them so each world keeps its own.
+_DERIVED_CONST_FIELDS: tuple[str, ...] = (
+    "body_subtreemass",
+    "dof_invweight0",
+    "body_invweight0",
+    "actuator_acc0",
+)
+# Per world: constraint rows (hard limit per world) and contacts (pooled: nconmax * num_envs in
+# all). The Go1 + board uses <= 69 rows / 17 contacts in random falls (CPU MuJoCo, 12 rollouts of
+# 7.5 s); Warp's own defaults (64 / 48) overflow on it.
+DEFAULT_NJMAX = 192
+DEFAULT_NCONMAX = 48
+
+_MAXVAL = 1e10  # MuJoCo's mjMAXVAL: larger |qpos|, |qvel|, |qacc| counts as diverged
+_SOLVER_LIMIT_FLAGS = int(mjw.OverflowType.ITERATIONS) | int(mjw.OverflowType.LS_ITERATIONS)
+_CAPACITY_FLAGS = int(mjw.OverflowType.ALL) & ~_SOLVER_LIMIT_FLAGS
+_BAD_WARNINGS = ("mjWARN_BADQPOS", "mjWARN_BADQVEL", "mjWARN_BADQACC")
+
+
+class WarpCapacityError(RuntimeError):
+    """A fixed-size Warp buffer (constraints, contacts, ...) overflowed: the physics is wrong."""
+
+
+@wp.kernel
+def _copy_columns(
+    cols: wp.array(dtype=wp.int32),  # type: ignore[valid-type]
+    src: wp.array2d(dtype=wp.float32),  # type: ignore[valid-type]
+    dst: wp.array2d(dtype=wp.float32),  # type: ignore[valid-type]
+):
+    world, i = wp.tid()  # type: ignore[misc]
+    c = cols[i]
+    dst[world, c] = src[world, c]
+
+
+@wp.kernel
+def _zero_columns(
+    cols: wp.array(dtype=wp.int32),  # type: ignore[valid-type]
+    dst: wp.array2d(dtype=wp.float32),  # type: ignore[valid-type]
+):
+    world, i = wp.tid()  # type: ignore[misc]
+    dst[world, cols[i]] = wp.float32(0.0)
+
+
+@contextmanager
+def _suspend_gc() -> Iterator[None]:
+    """No garbage collection during graph capture: a collected Warp graph/array would record its
+    destructor into the graph being captured (mjlab does the same)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _resolve_device(device: str | torch.device) -> tuple[torch.device, str]:
+    """(torch device with an explicit index for CUDA, the Warp device name)."""
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        return dev, "cpu"
+    if dev.type != "cuda":
+        raise ValueError(f"the mujoco_warp backend runs on 'cpu' or 'cuda', got {str(dev)!r}")
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device {str(dev)!r} requested but torch has no CUDA (torch {torch.__version__}); "
+            "install a CUDA build of torch, or use device='cpu' (slow, for tests)"
+        )
+    index = torch.cuda.current_device() if dev.index is None else dev.index
+    return torch.device("cuda", index), f"cuda:{index}"
+
+
+def _graphs_supported(wp_device: Any) -> bool:
+    """Graph capture: on CUDA it needs Warp's memory pool (allocations inside the captured step)
+    and conditional graph nodes (the solver's early exit; driver >= 12.4); Warp >= 1.19 also
+    captures and replays on the CPU (a recorded launch list, ~2.5x less launch overhead)."""
+    if wp_device.is_cuda:
+        return bool(wp.is_mempool_enabled(wp_device)) and bool(wp.is_conditional_graph_supported())
+    return True
+
+
+def _capture(wp_device: Any, program: Any) -> Any:
+    """One Warp graph of `program()`; its modules must be loaded already (run it once first):
+    force_module_load=False keeps Warp from compiling every registered module."""
+    with _suspend_gc(), wp.ScopedDevice(wp_device):
+        with wp.ScopedCapture(force_module_load=False) as capture:
+            program()
+    return capture.graph
+
+
+def _put(
+    model: mujoco.MjModel,
+    num_envs: int,
+    batched: Sequence[str],
+    nconmax: int,
+    njmax: int,
+    keyframe: int = -1,
+) -> tuple[Any, Any, mujoco.MjData]:
+    """Warp model (the listed fields per world) and data (num_envs worlds) on the current device."""
+    data = mujoco.MjData(model)
+    if keyframe >= 0:
+        mujoco.mj_resetDataKeyframe(model, data, keyframe)
+    mujoco.mj_forward(model, data)
+    try:
+        mw = mjw.put_model(model, batch_sizes={name: num_envs for name in batched})
+    except ValueError as err:
+        raise KeyError(f"cannot batch model fields {list(batched)} per world: {err}") from err
+    mw.opt.warn_overflow = 0  # overflows are checked after each step and raised, not printed
+    dw = mjw.put_data(model, data, nworld=num_envs, nconmax=nconmax, njmax=njmax)
+    return mw, dw, data
+
+
+class MujocoWarpSimulator:
+    """`Simulator` on MuJoCo Warp: num_envs copies of the MJCF at xml_path on `device`.
+
+    Keyword arguments: nconmax / njmax (contacts per world on average / constraint rows per world;
+    default DEFAULT_NCONMAX / DEFAULT_NJMAX), randomized_fields (Model fields that get a per-world
+    copy, readable and writable through model_field()), graphs (replay captured Warp graphs
+    instead of launching kernel by kernel; None: where the device supports it, on CUDA and on the
+    CPU; results are identical), reuse_step1 (let the next step skip the step1 computed by the last
+    derived update; False runs plain mujoco_warp.step substeps), track_body (the body the default
+    render camera follows).
+    """
+
+    def __init__(
+        self,
+        xml_path: str | Path,
+        num_envs: int,
+        device: str | torch.device = "cuda",
+        nconmax: int | None = None,
+        njmax: int | None = None,
+        randomized_fields: Sequence[str] = RANDOMIZED_FIELDS,
+        *,
+        graphs: bool | None = None,
+        reuse_step1: bool = True,
+        track_body: str = "trunk",
+    ) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+        self.device, wp_name = _resolve_device(device)
+        self._wp_device = wp.get_device(wp_name)
+        self.xml_path = Path(xml_path)
+        self.model = mujoco.MjModel.from_xml_path(str(self.xml_path))
+        self.info: ModelInfo = build_model_info(self.model)
+        self.num_envs = int(num_envs)
+        self.nconmax = DEFAULT_NCONMAX if nconmax is None else int(nconmax)
+        self.njmax = DEFAULT_NJMAX if njmax is None else int(njmax)
+        self.randomized_fields = tuple(dict.fromkeys(randomized_fields))
+        batched = [*self.randomized_fields]
+        if {"body_mass", "body_inertia", "body_ipos", "dof_armature"} & set(batched):
+            batched += [f for f in _DERIVED_CONST_FIELDS if f not in batched]
+        self._batched = tuple(batched)
+        self._reuse_step1 = bool(reuse_step1)
+        self._track_body = track_body
+
+        with wp.ScopedDevice(self._wp_device):
+            self.wp_model, self.wp_data, _ = _put(
+                self.model, self.num_envs, self._batched, self.nconmax, self.njmax
+            )
+            d = self.wp_data
+            self._naconmax = int(d.naconmax)
+            # torch views, made once (zero-copy)
+            self._t = {
+                name: wp.to_torch(getattr(d, name))
+                for name in (
+                    "qpos", "qvel", "qacc", "ctrl", "sensordata", "site_xpos", "xpos", "xquat",
+                    "actuator_force", "eq_active", "overflow", "nefc", "nacon", "ncollision",
+                )
+            }  # fmt: skip
+            self._reset_mask_wp = wp.zeros(self.num_envs, dtype=bool)
+            self._reset_mask = wp.to_torch(self._reset_mask_wp)
+            # acceleration-stage sensor columns: kept across step1, cleared before a bare step2
+            acc = [
+                int(self.model.sensor_adr[i]) + k
+                for i in range(self.model.nsensor)
+                if int(self.model.sensor_needstage[i]) == int(mujoco.mjtStage.mjSTAGE_ACC)
+                for k in range(int(self.model.sensor_dim[i]))
+            ]
+            self._acc_cols: Any = wp.array(np.asarray(acc, dtype=np.int32), dtype=wp.int32)
+            self._sensor_saved = wp.zeros_like(d.sensordata)
+        self._model_fields: dict[str, torch.Tensor] = {}
+        self._scrub_views: list[torch.Tensor] | None = None
+        self._warnings = dict.fromkeys(_BAD_WARNINGS, 0)
+        self._stage1_valid = False
+        self._graphs: dict[str, Any] = {}
+        self._use_graphs = _graphs_supported(self._wp_device) if graphs is None else bool(graphs)
+        self._renderer: Any = None
+        self._render_data: mujoco.MjData | None = None
+
+        # model defaults, then forward: derived fields are populated (as the CPU backend's reset)
+        self._launch("forward")
+        self._stage1_valid = True
+        if self._use_graphs:
+            self._capture()
+        self._check()
+
+    # ------------------------------------------------------------------ warp programs
+    def _program(self, name: str) -> None:
+        """The Warp launches behind each building block (one captured graph each, with graphs)."""
+        m, d = self.wp_model, self.wp_data
+        ncols = self._acc_cols.shape[0]
+        if name == "step":
+            mjw.step(m, d)
+        elif name == "step2":  # the second half of a step whose step1 is current
+            if ncols:
+                wp.launch(_zero_columns, dim=(self.num_envs, ncols), inputs=[self._acc_cols],
+                          outputs=[d.sensordata])  # fmt: skip
+            mjw.step2(m, d)
+        elif name == "derive":  # positions/velocities at the new state; acc sensors kept
+            if ncols:
+                wp.copy(self._sensor_saved, d.sensordata)
+            mjw.step1(m, d)
+            if ncols:
+                wp.launch(_copy_columns, dim=(self.num_envs, ncols),
+                          inputs=[self._acc_cols, self._sensor_saved], outputs=[d.sensordata])  # fmt: skip
+        elif name == "forward":
+            mjw.forward(m, d)
+        elif name == "reset":
+            mjw.reset_data(m, d, reset=self._reset_mask_wp)
+        else:  # pragma: no cover
+            raise KeyError(name)
+
+    def _capture(self) -> None:
+        """Run every program once (loads its kernels), restore the defaults, capture each."""
+        names = ("step", "step2", "derive", "forward", "reset")
+        with wp.ScopedDevice(self._wp_device):
+            for name in names[:3]:
+                self._program(name)
+            self._reset_mask.fill_(True)
+            self._program("reset")
+            self._program("forward")
+        for name in names:
+            self._graphs[name] = _capture(self._wp_device, lambda: self._program(name))
+
+    def _launch(self, name: str, times: int = 1) -> None:
+        with wp.ScopedDevice(self._wp_device):
+            graph = self._graphs.get(name)
+            for _ in range(times):
+                if graph is not None:
+                    wp.capture_launch(graph)
+                else:
+                    self._program(name)
+
+    # ------------------------------------------------------------------ stepping
+    def step(self, ctrl: torch.Tensor, nsteps: int = 1, update_derived: bool = True) -> None:
+        """Write ctrl [N, nu] and advance every env by nsteps substeps. With update_derived,
+        positions, sites, bodies and position/velocity sensors are current after the call."""
+        nsteps = int(nsteps)
+        if nsteps < 1:
+            raise ValueError(f"nsteps must be at least 1, got {nsteps}")
+        self._t["ctrl"].copy_(ctrl)
+        if self._reuse_step1 and self._stage1_valid:
+            self._launch("step2")
+            self._launch("step", nsteps - 1)
+        else:
+            self._launch("step", nsteps)
+        if update_derived:
+            self._launch("derive")
+        self._stage1_valid = update_derived
+        self._check()
+
+    def _check(self) -> None:
+        """Raise on divergence or capacity overflow (one host sync)."""
+        t = self._t
+        bad_pos = ~(t["qpos"].abs() < _MAXVAL).all(dim=1)  # NaN compares False
+        bad_vel = ~(t["qvel"].abs() < _MAXVAL).all(dim=1)
+        bad_acc = ~(t["qacc"].abs() < _MAXVAL).all(dim=1)
+        bad = bad_pos | bad_vel | bad_acc
+        flags = t["overflow"] & _CAPACITY_FLAGS
+        capacity = (
+            (flags != 0).any()
+            | (t["nefc"] > self.njmax).any()
+            | (t["nacon"][0] > self._naconmax)
+            | (t["ncollision"][0] > self._naconmax)
+        )
+        diverged, overflowed = torch.stack((bad.any(), capacity)).tolist()
+        if overflowed and not diverged:
+            self._raise_capacity(flags)
+        t["overflow"].zero_()  # solver iteration-limit flags are sticky; they are not errors
+        if not diverged:
+            return
+        ids = bad.nonzero().squeeze(-1)
+        which = torch.where(bad_pos[ids], 0, torch.where(bad_vel[ids], 1, 2)).tolist()
+        for w in which:
+            self._warnings[_BAD_WARNINGS[w]] += 1
+        env_ids = ids.tolist()
+        # as MuJoCo does: reset the diverged worlds' data to the model defaults. Warp keeps
+        # NaNs in per-world work arrays (constraint rows beyond nefc, ...) that later steps
+        # read, so those rows are zeroed first.
+        self._scrub(ids)
+        self._reset_rows(ids)
+        self._stage1_valid = False
+        note = (
+            "; Warp's contact/constraint buffers also overflowed in this call (likely caused by "
+            "the diverged envs; if it recurs, raise nconmax/njmax)"
+            if overflowed
+            else ""
+        )
+        raise SimulationDiverged(
+            env_ids,
+            f"NaN, Inf or huge value (> {_MAXVAL:g}): env {env_ids[0]}: "
+            f"{_BAD_WARNINGS[which[0]]}; the data of these envs was reset to the model defaults"
+            + note,
+        )
+
+    def _scrub(self, ids: torch.Tensor) -> None:
+        """Zero every per-world float array of Data (and its constraint rows) for `ids`."""
+        if self._scrub_views is None:
+            d, views = self.wp_data, []
+            for owner in (d, d.efc):
+                for field in dataclasses.fields(owner):
+                    array = getattr(owner, field.name, None)
+                    if not isinstance(array, wp.array) or array.ndim < 1 or not array.size:
+                        continue
+                    if array.shape[0] != self.num_envs:
+                        continue
+                    view = wp.to_torch(array)
+                    if view.is_floating_point():
+                        views.append(view)
+            self._scrub_views = views
+        for view in self._scrub_views:
+            view[ids] = 0
+
+    def _raise_capacity(self, flags: torch.Tensor) -> None:
+        t = self._t
+        bits = 0
+        for value in flags.unique().tolist():
+            bits |= int(value)
+        max_nefc = int(t["nefc"].max().item())
+        nacon, ncollision = int(t["nacon"][0].item()), int(t["ncollision"][0].item())
+        worlds = sorted(set((flags != 0).nonzero().squeeze(-1).tolist())
+                        | set((t["nefc"] > self.njmax).nonzero().squeeze(-1).tolist()))  # fmt: skip
+        names = [f.name for f in mjw.OverflowType if f.name != "ALL" and f.value and bits & f.value]
+        problems = []
+        if bits & int(mjw.OverflowType.NEFC) or max_nefc > self.njmax:
+            need = _round_up(max(max_nefc, self.njmax + 1) * 3 // 2, 32)
+            problems.append(
+                f"constraint rows: a world needed more than njmax={self.njmax} (nefc up to "
+                f"{max_nefc} at the end of the call); pass njmax={need} or more"
+            )
+        contact_bits = int(mjw.OverflowType.BROADPHASE) | int(mjw.OverflowType.NARROWPHASE)
+        if bits & contact_bits or max(nacon, ncollision) > self._naconmax:
+            per_world = math.ceil(max(nacon, ncollision, self._naconmax + 1) / self.num_envs)
+            need = _round_up(per_world * 2, 16)
+            problems.append(
+                f"contacts: more than nconmax={self.nconmax} per world on average "
+                f"(pool {self._naconmax} for {self.num_envs} worlds; {nacon} contacts, "
+                f"{ncollision} broadphase pairs); pass nconmax={need} or more"
+            )
+        other = bits & ~(int(mjw.OverflowType.NEFC) | contact_bits)
+        if other:
+            other_names = [
+                f.name for f in mjw.OverflowType if f.name != "ALL" and f.value and other & f.value
+            ]
+            problems.append(f"other MuJoCo Warp buffers overflowed: {other_names}")
+        where = f" in worlds {worlds[:16]}{' ...' if len(worlds) > 16 else ''}" if worlds else ""
+        raise WarpCapacityError(
+            f"MuJoCo Warp buffer overflow ({', '.join(names) or 'counts'}){where}: "
+            + "; ".join(problems)
+            + ". The physics of the step is wrong; rebuild the simulator with larger buffers "
+            "(MujocoWarpSimulator(..., nconmax=..., njmax=...))."
+        )
+
+    # ------------------------------------------------------------------ reading
+    def read(self) -> SimState:
+        """A fresh float32 snapshot on `device` (new tensors; the sim is never aliased)."""
+        t = self._t
+        return SimState(
+            qpos=t["qpos"].clone(),
+            qvel=t["qvel"].clone(),
+            sensordata=t["sensordata"].clone(),
+            site_xpos=t["site_xpos"].clone(),
+            xpos=t["xpos"].clone(),
+            xquat=t["xquat"].clone(),
+            actuator_force=t["actuator_force"].clone(),
+        )
+
+    # ------------------------------------------------------------------ writing state
+    def _ids(self, env_ids: torch.Tensor | np.ndarray | Sequence[int]) -> torch.Tensor:
+        ids = torch.as_tensor(env_ids, device=self.device).reshape(-1).long()
+        if ids.numel():
+            srt = ids.sort().values
+            bad = torch.stack(
+                (srt[0] < 0, srt[-1] >= self.num_envs, (srt[1:] == srt[:-1]).any())
+            ).tolist()
+            if bad[0] or bad[1]:
+                raise IndexError(f"env_ids must be in [0, {self.num_envs}), got {env_ids}")
+            if bad[2]:
+                raise ValueError(f"env_ids must be unique, got {env_ids}")
+        return ids
+
+    def _rows(self, values: torch.Tensor | np.ndarray, n: int, width: int) -> torch.Tensor:
+        rows = torch.as_tensor(values, device=self.device, dtype=torch.float32)
+        if rows.ndim == 1:
+            rows = rows.expand(n, width)
+        if tuple(rows.shape) != (n, width):
+            raise ValueError(f"expected rows of shape {(n, width)}, got {tuple(rows.shape)}")
+        return rows
+
+    def _reset_rows(self, ids: torch.Tensor) -> None:
+        """mujoco_warp.reset_data for the given worlds: model defaults, zero time, ctrl, act,
+        warm-start, applied forces, eq_active = eq_active0, overflow flags."""
+        self._reset_mask.zero_()
+        self._reset_mask[ids] = True
+        self._launch("reset")
+
+    def set_state(self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
+        """Reset the given envs (time, warm-start, act, ctrl, forces, eq_active to the model's
+        defaults), write qpos/qvel ([n, nq] / [n, nv], or one row for all), then forward."""
+        ids = self._ids(env_ids)
+        n = ids.numel()
+        if n == 0:
+            return
+        qpos_rows = self._rows(qpos, n, self.info.nq)
+        qvel_rows = self._rows(qvel, n, self.info.nv)
+        self._reset_rows(ids)
+        self._t["qpos"][ids] = qpos_rows
+        self._t["qvel"][ids] = qvel_rows
+        self._launch("forward")  # all worlds (Warp has no per-world forward); same result
+        self._stage1_valid = True
+        self._check()
+        # a bad qpos/qvel shows up as a divergence at the next step, as on the CPU backend
+
+    def set_qvel(self, env_ids: torch.Tensor, qvel: torch.Tensor) -> None:
+        """Overwrite velocities of the given envs; velocity-dependent outputs follow at the next
+        step."""
+        ids = self._ids(env_ids)
+        if ids.numel():
+            self._t["qvel"][ids] = self._rows(qvel, ids.numel(), self.info.nv)
+            self._stage1_valid = False
+
+    def set_equality_active(self, name: str, env_ids: torch.Tensor, active: bool) -> None:
+        """Switch equality `name` on or off in the given envs (a reset restores eq_active0)."""
+        self.info.require("equality", [name])
+        ids = self._ids(env_ids)
+        if ids.numel():
+            self._t["eq_active"][ids, self.info.equality_ids[name]] = bool(active)
+            self._stage1_valid = False
+
+    # ------------------------------------------------------------------ model fields
+    def model_field(self, name: str) -> torch.Tensor:
+        """Live per-env float32 view [N, ...] of Model field `name` (one of randomized_fields).
+
+        Writes go straight to the device model; call commit_model() after editing fields that
+        set_const reads (body_mass, body_inertia, body_ipos, dof_armature). Fields not listed in
+        `randomized_fields` at construction are shared by all worlds and cannot be edited per env.
+        """
+        view = self._model_fields.get(name)
+        if view is None:
+            if name not in self._batched:
+                raise KeyError(
+                    f"model field {name!r} is not per-world in this MuJoCo Warp model: Warp needs "
+                    f"the per-env fields up front; pass randomized_fields=(..., {name!r}) "
+                    f"(per-world now: {list(self._batched)})"
+                )
+            owner = self.wp_model.opt if name.startswith("opt.") else self.wp_model
+            view = wp.to_torch(getattr(owner, name.removeprefix("opt.")))
+            if view.shape[0] != self.num_envs:  # pragma: no cover
+                raise KeyError(f"model field {name!r} has {view.shape[0]} copies, not per env")
+            self._model_fields[name] = view
+        self._stage1_valid = False  # the caller may write the field before the next step
+        return view
+
+    def nominal_field(self, name: str) -> torch.Tensor:
+        """The compiled model's value of `name` on `device` (the MjModel's dtype; never
+        randomised)."""
+        if name.startswith("opt."):
+            value = getattr(self.model.opt, name[4:], None)
+        else:
+            value = getattr(self.model, name, None)
+        if value is None or isinstance(value, (str, bytes)):
+            raise KeyError(f"MjModel has no array field {name!r}")
+        return torch.as_tensor(np.array(value, copy=True), device=self.device)
+
+    def commit_model(self) -> None:
+        """mujoco_warp.set_const (subtree masses, inverse weights, actuator_acc0, ... per world),
+        then forward, so constants and outputs follow the edited fields."""
+        with wp.ScopedDevice(self._wp_device):
+            mjw.set_const(self.wp_model, self.wp_data)
+        self._launch("forward")
+        self._stage1_valid = True
+        self._check()
+
+    # ------------------------------------------------------------------ diagnostics
+    def warning_counts(self) -> dict[str, int]:
+        """Divergences so far, by the MuJoCo warning the CPU backend would report
+        (mjWARN_BADQPOS / BADQVEL / BADQACC), non-zero entries only. Warp has no other warnings:
+        buffer overflows raise WarpCapacityError instead."""
+        return {name: n for name, n in self._warnings.items() if n}
+
+    def render(
+        self,
+        env_id: int = 0,
+        width: int = 640,
+        height: int = 480,
+        camera: str | int = -1,
+    ) -> np.ndarray:
+        """An (height, width, 3) uint8 RGB image of env `env_id`: its state is copied into a host
+        MjData of the nominal model and drawn as on the CPU backend (same cameras)."""
+        from .mujoco_batch import MujocoBatchSimulator
+        from .rendering import OffscreenRenderer
+
+        if not 0 <= env_id < self.num_envs:
+            raise IndexError(f"env_id must be in [0, {self.num_envs}), got {env_id}")
+        if self._render_data is None:
+            self._render_data = mujoco.MjData(self.model)
+        data = self._render_data
+        t = self._t
+        data.qpos[:] = t["qpos"][env_id].double().cpu().numpy()
+        data.qvel[:] = t["qvel"][env_id].double().cpu().numpy()
+        data.ctrl[:] = t["ctrl"][env_id].double().cpu().numpy()
+        data.eq_active[:] = t["eq_active"][env_id].cpu().numpy().astype(np.uint8)
+        mujoco.mj_forward(self.model, data)
+        renderer = self._renderer
+        if renderer is None or width > renderer.max_width or height > renderer.max_height:
+            if renderer is not None:
+                renderer.close()
+            self._renderer = None
+            renderer = OffscreenRenderer(self.model, width, height)
+            self._renderer = renderer
+        # the CPU backend's camera logic only reads self.info and self._track_body
+        cam = MujocoBatchSimulator._camera(self, self.model, camera)  # type: ignore[arg-type]
+        return renderer.render(data, width, height, cam)
+
+    def close(self) -> None:
+        """Free the rendering context and the captured graphs."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        self._graphs.clear()
+
+    def __repr__(self) -> str:
+        return (
+            f"MujocoWarpSimulator({str(self.xml_path)!r}, num_envs={self.num_envs}, "
+            f"device={str(self.device)!r}, nconmax={self.nconmax}, njmax={self.njmax}, "
+            f"graphs={self._use_graphs})"
+        )
+
+
+def _round_up(x: int, multiple: int) -> int:
+    return -(-int(x) // multiple) * multiple
+
+
+def raw_step_throughput_warp(
+    xml_path: str | Path,
+    num_envs: int,
+    nsteps_per_call: int = 4,
+    seconds: float = 2.0,
+    device: str | torch.device = "cuda",
+    *,
+    nconmax: int | None = None,
+    njmax: int | None = None,
+    randomized_fields: Sequence[str] = RANDOMIZED_FIELDS,
+    keyframe: str | int | None = None,
+    noise: float = 0.1,
+    seed: int = 0,
+    warmup_calls: int = 2,
+    graphs: bool | None = None,
+) -> float:
+    """Physics steps per second of bare `mujoco_warp.step` on the model: the env-vs-raw
+    denominator on the Warp backend.
+
+    The same Model/Data layout as MujocoWarpSimulator (same per-world fields, nconmax, njmax),
+    every world at `keyframe` (name or index; default the first keyframe). Each call writes new
+    controls (keyframe ctrl, or the keyframe joint positions as position targets, plus
+    N(0, noise), clipped; drawn ahead of time) and runs nsteps_per_call steps (one CUDA graph
+    launch each where supported, as the simulator does); no divergence or overflow checks. Timed with device
+    synchronisation at both ends; returns num_envs * nsteps_per_call * calls / seconds.
+    """
+    torch_device, wp_name = _resolve_device(device)
+    wp_device = wp.get_device(wp_name)
+    model = mujoco.MjModel.from_xml_path(str(xml_path))
+    key = -1
+    if isinstance(keyframe, str):
+        key = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_KEY, keyframe)
+        if key < 0:
+            raise KeyError(f"model has no keyframe named {keyframe!r}")
+    elif keyframe is not None:
+        key = int(keyframe)
+    elif model.nkey > 0:
+        key = 0
+    batched = list(dict.fromkeys(randomized_fields))
+    if {"body_mass", "body_inertia", "body_ipos", "dof_armature"} & set(batched):
+        batched += [f for f in _DERIVED_CONST_FIELDS if f not in batched]
+    target = np.zeros(model.nu)
+    qpos = model.qpos0
+    if key >= 0:
+        target = model.key_ctrl[key].copy()
+        qpos = model.key_qpos[key]
+    if not target.any():
+        for i in range(model.nu):
+            if int(model.actuator_trntype[i]) == int(mujoco.mjtTrn.mjTRN_JOINT):
+                target[i] = qpos[model.jnt_qposadr[model.actuator_trnid[i, 0]]]
+    rng = np.random.default_rng(seed)
+    bank_np = target + noise * rng.standard_normal((16, num_envs, model.nu))
+    limited = model.actuator_ctrllimited.astype(bool)
+    lo, hi = model.actuator_ctrlrange[:, 0], model.actuator_ctrlrange[:, 1]
+    bank_np = np.where(limited, np.clip(bank_np, lo, hi), bank_np)
+    bank = torch.as_tensor(bank_np, dtype=torch.float32, device=torch_device)
+
+    with wp.ScopedDevice(wp_device):
+        mw, dw, _ = _put(
+            model,
+            num_envs,
+            batched,
+            DEFAULT_NCONMAX if nconmax is None else int(nconmax),
+            DEFAULT_NJMAX if njmax is None else int(njmax),
+            keyframe=key,
+        )
+        ctrl = wp.to_torch(dw.ctrl)
+        mjw.step(mw, dw)  # compiles (or loads) the kernels
+        graph = None
+        if _graphs_supported(wp_device) if graphs is None else graphs:
+            graph = _capture(wp_device, lambda: mjw.step(mw, dw))
+
+        def call(i: int) -> None:
+            ctrl.copy_(bank[i % len(bank)])
+            for _ in range(nsteps_per_call):
+                if graph is not None:
+                    wp.capture_launch(graph)
+                else:
+                    mjw.step(mw, dw)
+
+        for i in range(max(0, warmup_calls)):
+            call(i)
+        wp.synchronize_device(wp_device)
+        calls = 0
+        start = time.perf_counter()
+        while True:
+            call(calls + 1)
+            calls += 1
+            # sync every few calls so the host does not queue far ahead of the clock
+            if calls % 8 == 0 or not wp_device.is_cuda:
+                wp.synchronize_device(wp_device)
+                elapsed = time.perf_counter() - start
+                if elapsed >= seconds:
+                    break
+        return num_envs * nsteps_per_call * calls / elapsed

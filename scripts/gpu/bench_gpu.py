@@ -1,0 +1,333 @@
+#!/usr/bin/env python3
+"""GPU throughput of the MuJoCo Warp backend: bare physics, the simulator, and the task env.
+
+For each number of envs N:
+* raw: bare `mujoco_warp.step` on the skateboard scene (the same per-world model fields and
+  buffers as the backend), physics steps/s and control steps/s at the task's decimation;
+* sim: `MujocoWarpSimulator.step(ctrl, decimation)` (adds the derived-field update, the
+  overflow/divergence check and its host sync);
+* env: `make_env(num_envs=N, backend="mujoco_warp", device=...)` stepped with random actions
+  (the task layer on top: observations, rewards, resets), control steps/s;
+and the ratio env/raw (the project's goal is >= 0.8). Each measurement is time-boxed
+(--seconds); a size whose measurements no longer fit the --deadline is skipped. Results are
+printed as a table and written as JSON to $OUT/gpu_bench.json (or --json).
+
+Runs without installing the repo: the repository root is put on sys.path, so `dhal` (whose
+subpackages are symlinks inside the repo) imports from the checkout.
+
+    python scripts/gpu/bench_gpu.py                                   # cuda, N = 1024 4096 8192
+    python scripts/gpu/bench_gpu.py --device cpu --sizes 4 --seconds 2   # CPU Warp smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+T0 = time.perf_counter()
+
+
+def log(msg: str) -> None:
+    print(f"[{time.perf_counter() - T0:7.1f}s] {msg}", flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda", help="cuda (default), cuda:N or cpu")
+    p.add_argument("--sizes", type=int, nargs="+", default=[1024, 4096, 8192])
+    p.add_argument("--seconds", type=float, default=20.0, help="timed length of raw and env runs")
+    p.add_argument("--sim-seconds", type=float, default=None, help="timed length of the sim run (default seconds/2; 0 skips)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed env steps before timing")
+    p.add_argument("--deadline", type=float, default=420.0, help="skip sizes that would end after this many seconds")
+    p.add_argument("--task", default="dhal-skateboard")
+    p.add_argument("--njmax", type=int, default=None)
+    p.add_argument("--nconmax", type=int, default=None)
+    p.add_argument("--json", type=Path, default=None, help="default: $OUT/gpu_bench.json, else ./gpu_bench.json")
+    return p.parse_args(argv)
+
+
+def sync(device: str) -> None:
+    import torch
+    import warp as wp
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    wp.synchronize()
+
+
+def environment_info(device: str) -> dict:
+    import mujoco
+    import mujoco_warp
+    import torch
+    import warp as wp
+
+    wp.init()
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "warp": wp.__version__,
+        "mujoco": mujoco.__version__,
+        "mujoco_warp": getattr(mujoco_warp, "__version__", "?"),
+        "device": device,
+        "cpu_count": os.cpu_count(),
+    }
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SystemExit(f"--device {device}: torch {torch.__version__} sees no CUDA device")
+        info["gpu"] = torch.cuda.get_device_name()
+        info["gpu_capability"] = list(torch.cuda.get_device_capability())
+        info["cuda_driver"] = list(wp.get_cuda_driver_version() or ())
+        info["warp_toolkit"] = list(wp.get_cuda_toolkit_version() or ())
+        info["warp_mempool"] = bool(wp.is_mempool_enabled(wp.get_device(device if ":" in device else "cuda:0")))
+        info["conditional_graphs"] = bool(wp.is_conditional_graph_supported())
+    return info
+
+
+# Warp float32 vs MuJoCo C float64, 20 substeps from the same float32 state (the unit tests'
+# tolerances; measured on the Warp CPU device: qpos 1.3e-4, sites 6e-6 m, qvel 8e-3)
+PARITY_TOL = {"qpos": 1e-3, "qvel": 5e-2, "site_xpos": 1e-4, "xquat": 1e-3, "sensordata": 0.5,
+              "actuator_force": 5e-2}  # fmt: skip
+
+
+def check_parity(xml: Path, device: str, kw: dict) -> dict:
+    """The device's results against the CPU backend (mujoco.batch), on 3 envs: a check that
+    graphs, streams and views work on this device before anything is timed."""
+    import torch
+
+    from dhal.envs.backends.mujoco_batch import MujocoBatchSimulator
+    from dhal.envs.backends.mujoco_warp import MujocoWarpSimulator
+
+    n = 3
+    cpu = MujocoBatchSimulator(xml, n, nthread=1)
+    k = cpu.info.keyframes
+    cpu.set_state(torch.arange(n), torch.stack((k["push"], k["glide"], k["push"])), torch.zeros(cpu.info.nv))
+    base = torch.as_tensor(cpu.model.key_ctrl[[0, 1, 0]], dtype=torch.float32)
+    for _ in range(50):
+        cpu.step(base, 4)
+    start = cpu.read()
+    cpu = MujocoBatchSimulator(xml, n, nthread=1)
+    dev = MujocoWarpSimulator(xml, n, device=device, **kw)
+    ids = torch.arange(n)
+    cpu.set_state(ids, start.qpos, start.qvel)
+    dev.set_state(ids.to(dev.device), start.qpos.to(dev.device), start.qvel.to(dev.device))
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        ctrl = base + 0.1 * torch.randn(n, cpu.info.nu, generator=gen)
+        cpu.step(ctrl, 1, update_derived=False)
+        cpu.step(ctrl, 3)
+        dev.step(ctrl.to(dev.device), 1, update_derived=False)
+        dev.step(ctrl.to(dev.device), 3)
+    a, b = cpu.read(), dev.read()
+    errors = {f: float((getattr(a, f) - getattr(b, f).cpu()).abs().max()) for f in PARITY_TOL}
+    ok = all(errors[f] < PARITY_TOL[f] for f in PARITY_TOL)
+    dev.close()
+    return {"parity_ok": ok, "parity_max_abs_error_20_substeps": errors, "graphs": dev._use_graphs}
+
+
+def measure_sim(xml: Path, n: int, device: str, decimation: int, seconds: float, kw: dict) -> dict:
+    import torch
+
+    from dhal.envs.backends.mujoco_warp import MujocoWarpSimulator
+
+    sim = MujocoWarpSimulator(xml, n, device=device, **kw)
+    try:
+        info = sim.info
+        key = info.keyframes["push"] if "push" in info.keyframes else next(iter(info.keyframes.values()))
+        ids = torch.arange(n, device=sim.device)
+        sim.set_state(ids, key.to(sim.device), torch.zeros(info.nv, device=sim.device))
+        gen = torch.Generator(device=sim.device).manual_seed(0)
+        ctrl0 = torch.as_tensor(sim.model.key_ctrl[0], dtype=torch.float32, device=sim.device)
+        bank = ctrl0 + 0.1 * torch.randn((16, n, info.nu), generator=gen, device=sim.device)
+        for i in range(3):
+            sim.step(bank[i], decimation)
+        sync(device)
+        calls, diverged = 0, 0
+        start = time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds:
+            try:
+                sim.step(bank[calls % 16], decimation)
+            except Exception as err:  # noqa: BLE001 - SimulationDiverged: count, keep going
+                if type(err).__name__ != "SimulationDiverged":
+                    raise
+                diverged += 1
+            calls += 1
+        sync(device)
+        elapsed = time.perf_counter() - start
+        return {
+            "sim_control_steps_per_s": n * calls / elapsed,
+            "sim_physics_steps_per_s": n * calls * decimation / elapsed,
+            "sim_calls": calls,
+            "sim_diverged_calls": diverged,
+        }
+    finally:
+        sim.close()
+        del sim
+
+
+def measure_env(task: str, n: int, device: str, seconds: float, warmup: int) -> dict:
+    import torch
+
+    from dhal.envs.registry import make_env
+
+    t = time.perf_counter()
+    env = make_env(task=task, num_envs=n, backend="mujoco_warp", device=device)
+    build_s = time.perf_counter() - t
+    try:
+        gen = torch.Generator(device=env.device).manual_seed(0)
+        span = env.action_high - env.action_low
+        bank = env.action_low + span * torch.rand((16, n, env.num_actions), generator=gen, device=env.device)
+        with torch.inference_mode():
+            for i in range(warmup):
+                env.step(bank[i % 16])
+            sync(device)
+            steps, dones = 0, 0
+            start = time.perf_counter()
+            while (elapsed := time.perf_counter() - start) < seconds:
+                r = env.step(bank[steps % 16])
+                steps += 1
+                if steps % 50 == 0:
+                    dones += int((r.terminated | r.truncated).sum())
+            sync(device)
+            elapsed = time.perf_counter() - start
+        sim = getattr(env, "sim", None)
+        return {
+            "env_control_steps_per_s": n * steps / elapsed,
+            "env_steps": steps,
+            "env_build_s": build_s,
+            "env_done_fraction_sampled": dones / max(1, (steps // 50) * n),
+            "decimation": int(env.cfg.sim.decimation),
+            "warnings": sim.warning_counts() if sim is not None else {},
+            "scene": str(env.cfg.scene),
+        }
+    finally:
+        env.close()
+        del env
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    device = args.device
+    sim_seconds = args.seconds / 2 if args.sim_seconds is None else args.sim_seconds
+    out_dir = os.environ.get("OUT")
+    json_path = args.json or (Path(out_dir) / "gpu_bench.json" if out_dir else Path("gpu_bench.json"))
+
+    log(f"repo {REPO}; importing torch, warp, mujoco_warp ...")
+    info = environment_info(device)
+    log("environment: " + ", ".join(f"{k}={v}" for k, v in info.items()))
+    if "gpu" in info:
+        log(f"GPU: {info['gpu']}")
+
+    import torch
+
+    from dhal.envs.backends.mujoco_warp import (
+        DEFAULT_NCONMAX,
+        DEFAULT_NJMAX,
+        raw_step_throughput_warp,
+    )
+    from dhal.envs.registry import make_config, scene_path
+
+    cfg = make_config(args.task)
+    decimation = int(cfg.sim.decimation)
+    xml = scene_path(cfg.scene)
+    kw = {k: v for k, v in (("njmax", args.njmax), ("nconmax", args.nconmax)) if v is not None}
+    payload: dict = {
+        "environment": info,
+        "task": args.task,
+        "scene": str(xml.relative_to(REPO)) if xml.is_relative_to(REPO) else str(xml),
+        "decimation": decimation,
+        "seconds": args.seconds,
+        "sim_seconds": sim_seconds,
+        "njmax": args.njmax or DEFAULT_NJMAX,
+        "nconmax": args.nconmax or DEFAULT_NCONMAX,
+        "results": [],
+    }
+
+    def write() -> None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(payload, indent=2) + "\n")
+
+    log(f"parity check on {device} against the CPU backend (3 envs, 20 substeps; compiles kernels) ...")
+    try:
+        payload["parity"] = check_parity(xml, device, kw)
+        log(f"parity: {'OK' if payload['parity']['parity_ok'] else 'OUT OF TOLERANCE'} "
+            f"{payload['parity']['parity_max_abs_error_20_substeps']} (graphs={payload['parity']['graphs']})")  # fmt: skip
+    except Exception as err:  # noqa: BLE001 - report, then still try the benchmarks
+        payload["parity"] = {"error": f"{type(err).__name__}: {err}"}
+        log(f"parity check FAILED: {payload['parity']['error']}")
+        traceback.print_exc()
+    write()
+
+    per_size = 2 * args.seconds + sim_seconds + 15.0  # measurements + builds/captures, roughly
+    for n in args.sizes:
+        row: dict = {"num_envs": n}
+        payload["results"].append(row)
+        if time.perf_counter() - T0 + per_size > args.deadline:
+            row["skipped"] = f"would pass the {args.deadline:.0f}s deadline"
+            log(f"N={n}: skipped ({row['skipped']})")
+            write()
+            continue
+        try:
+            log(f"N={n}: raw mujoco_warp.step, {decimation} steps per call, {args.seconds:g}s ...")
+            raw = raw_step_throughput_warp(xml, n, nsteps_per_call=decimation, seconds=args.seconds,
+                                           device=device, **kw)  # fmt: skip
+            row["raw_physics_steps_per_s"] = raw
+            row["raw_control_steps_per_s"] = raw / decimation
+            log(f"N={n}: raw {raw:,.0f} physics steps/s = {raw / decimation:,.0f} control steps/s")
+            gc.collect()
+            if sim_seconds > 0:
+                log(f"N={n}: simulator step(ctrl, {decimation}), {sim_seconds:g}s ...")
+                row.update(measure_sim(xml, n, device, decimation, sim_seconds, kw))
+                log(f"N={n}: sim {row['sim_control_steps_per_s']:,.0f} control steps/s")
+                gc.collect()
+            log(f"N={n}: env (make_env, random actions), {args.seconds:g}s ...")
+            row.update(measure_env(args.task, n, device, args.seconds, args.warmup))
+            row["env_over_raw"] = row["env_control_steps_per_s"] / row["raw_control_steps_per_s"]
+            log(f"N={n}: env {row['env_control_steps_per_s']:,.0f} control steps/s, "
+                f"ratio env/raw {row['env_over_raw']:.2f} (build {row['env_build_s']:.1f}s)")  # fmt: skip
+        except Exception as err:  # noqa: BLE001 - record and go on with the next size
+            row["error"] = f"{type(err).__name__}: {err}"
+            log(f"N={n}: FAILED: {row['error']}")
+            traceback.print_exc()
+            sys.stdout.flush()
+        finally:
+            gc.collect()
+            if device.startswith("cuda"):
+                torch.cuda.empty_cache()
+                row["max_gpu_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        write()
+
+    payload["total_s"] = time.perf_counter() - T0
+    write()
+    print()
+    print(f"device: {info.get('gpu', device)}; decimation {decimation}; control steps/s summed over envs")
+    header = f"{'N':>6} {'raw phys/s':>12} {'raw ctrl/s':>11} {'sim ctrl/s':>11} {'env ctrl/s':>11} {'env/raw':>7}"
+    print(header)
+    for r in payload["results"]:
+        if "error" in r or "skipped" in r:
+            print(f"{r['num_envs']:>6} {r.get('error') or r.get('skipped')}")
+            continue
+
+        def f(key: str) -> str:
+            return f"{r[key]:,.0f}" if key in r else "-"
+
+        print(f"{r['num_envs']:>6} {f('raw_physics_steps_per_s'):>12} {f('raw_control_steps_per_s'):>11} "
+              f"{f('sim_control_steps_per_s'):>11} {f('env_control_steps_per_s'):>11} {r['env_over_raw']:>7.2f}")  # fmt: skip
+    print(f"\nwrote {json_path} (total {payload['total_s']:.0f}s)", flush=True)
+    return 0 if all("error" not in r for r in payload["results"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Run the MuJoCo Warp GPU benchmark on a machine with Python 3.12, a CUDA torch and no internet.
+#
+# The packages it lacks (mujoco-core 4.0.0, mujoco-warp 4.0.0, warp-lang 1.19.0, rsl-rl-lib and
+# its small dependencies) are installed into $SITE (default /tmp/site) without any index; nothing
+# is installed when they already import from $SITE. warp-lang's wheel (149 MB) is more than one
+# device call may carry, so its files (minus the CPU-only compiler warp-clang.so) travel as an
+# xz'd tar split in two: .gpu_a/warp_gpu.part-aa and .gpu_b/warp_gpu.part-ab, with the other
+# wheels in .gpu_b/. A first call carrying .gpu_a runs `bash scripts/gpu/run.sh --stage`, which
+# keeps part a in /tmp on the warm machine; the second call, within the warm window, carries
+# .gpu_b and runs this script without --stage.
+# The repo is not pip-installed: PYTHONPATH=$SITE:<repo> makes `dhal` import from the checkout.
+# Arguments after the options go to scripts/gpu/bench_gpu.py (e.g. --sizes 1024 4096 8192).
+# Results: $OUT/gpu_bench.json and $OUT/gpu_bench.log ($OUT defaults to ./gpu_out).
+set -uo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$REPO" || exit 1
+SITE="${SITE:-/tmp/site}"
+HOLD=/tmp/dhal_gpu_stage
+export OUT="${OUT:-$REPO/gpu_out}"
+mkdir -p "$OUT"
+
+if [ "${1:-}" = "--stage" ]; then
+  mkdir -p "$HOLD"
+  staged=0
+  [ -s .gpu_a/warp_gpu.part-aa ] && cp .gpu_a/warp_gpu.part-aa "$HOLD/" && staged=1
+  if [ "$staged" = 0 ]; then
+    echo "--stage: no .gpu_a/warp_gpu.part-aa carried" >&2
+    exit 2
+  fi
+  ls -la "$HOLD"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null || true
+  echo "staged; now run scripts/gpu/run.sh carrying .gpu_b within the warm window"
+  exit 0
+fi
+
+have_packages() {
+  PYTHONPATH="$SITE" python3 -c "import warp, mujoco, mujoco_warp" >/dev/null 2>&1
+}
+
+install_packages() {
+  if [ -z "${FORCE_INSTALL:-}" ] && have_packages; then
+    echo "packages already in $SITE"
+    return 0
+  fi
+  mkdir -p "$SITE"
+  local aa=""
+  for candidate in .gpu_a/warp_gpu.part-aa "$HOLD/warp_gpu.part-aa"; do
+    [ -s "$candidate" ] && aa="$candidate" && break
+  done
+  if [ -z "$aa" ] || [ ! -s .gpu_b/warp_gpu.part-ab ]; then
+    echo "no packages: need part a (from a '--stage' call on this warm machine) and .gpu_b carried" \
+      "now. If the machine was released between the calls, run both calls again." >&2
+    return 1
+  fi
+  echo "installing warp from $aa + .gpu_b/warp_gpu.part-ab and .gpu_b/*.whl into $SITE"
+  cat "$aa" .gpu_b/warp_gpu.part-ab | xz -dc | tar -x -C "$SITE" || return 1
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target "$SITE" .gpu_b/*.whl || return 1
+  have_packages
+}
+
+{
+  echo "== $(date -u +%FT%TZ) $(hostname)"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null || echo "no nvidia-smi"
+  start=$(date +%s)
+  install_packages || { echo "package installation failed" >&2; exit 3; }
+  echo "packages ready in $(( $(date +%s) - start ))s"
+  export PYTHONPATH="$SITE:$REPO${PYTHONPATH:+:$PYTHONPATH}"
+  export PYTHONUNBUFFERED=1
+  python3 -c "import sys, torch, numpy, mujoco, warp, mujoco_warp; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'numpy', numpy.__version__, 'mujoco', mujoco.__version__, 'warp', warp.__version__, 'mujoco_warp', mujoco_warp.__version__)"
+  python3 -u scripts/gpu/bench_gpu.py "$@"
+} 2>&1 | tee "$OUT/gpu_bench.log"
+exit "${PIPESTATUS[0]}"
