@@ -2,6 +2,7 @@
 
     dhal sim --policy scripted --seconds 8     roll out, render env 0, plot
     dhal bench env --sizes 64 512              env vs raw physics throughput
+    dhal train --preset cpu --iterations 1000  multi-critic PPO + hybrid modes; --resume RUN_DIR
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 
 from tyro.extras import SubcommandApp
 
-from dhal.commands import bench_env, sim
+from dhal.commands import bench_env, sim, train
 from dhal.commands.errors import CommandError
 
 DESCRIPTION = "DHAL skateboarding stack: a Go1 on a skateboard in batched MuJoCo."
@@ -20,6 +21,7 @@ DESCRIPTION = "DHAL skateboarding stack: a Go1 on a skateboard in batched MuJoCo
 def build_app() -> SubcommandApp:
     app = SubcommandApp()
     app.command(name="sim")(sim.SimConfig)
+    app.command(name="train")(train.TrainCommandConfig)
     bench = SubcommandApp()
     bench.command(name="env")(bench_env.BenchEnvConfig)
     app.command(bench, name="bench", help="Measure throughput.")
@@ -33,6 +35,8 @@ def dispatch(config: object) -> None:
         print(bench_env.format_table(bench_env.run(config)))
         if config.json is not None:
             print(f"results: {config.json}")
+    elif isinstance(config, train.TrainCommandConfig):
+        print(train.report(train.run(config)))
     else:
         raise TypeError(f"no command for {type(config).__name__}")
 
