@@ -187,8 +187,10 @@ def measure_env(task: str, n: int, device: str, seconds: float, warmup: int) -> 
     build_s = time.perf_counter() - t
     try:
         gen = torch.Generator(device=env.device).manual_seed(0)
-        span = env.action_high - env.action_low
-        bank = env.action_low + span * torch.rand((16, n, env.num_actions), generator=gen, device=env.device)
+        # The raw side's workload: joint targets = default pose + N(0, 0.1 rad), as in `dhal bench env`.
+        sigma = 0.1 / env.cfg.action.scale
+        bank = (sigma * torch.randn((16, n, env.num_actions), generator=gen, device=env.device)).clamp(
+            env.action_low, env.action_high)
         with torch.inference_mode():
             for i in range(warmup):
                 env.step(bank[i % 16])
@@ -292,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                 row.update(measure_sim(xml, n, device, decimation, sim_seconds, kw))
                 log(f"N={n}: sim {row['sim_control_steps_per_s']:,.0f} control steps/s")
                 gc.collect()
-            log(f"N={n}: env (make_env, random actions), {args.seconds:g}s ...")
+            log(f"N={n}: env (make_env, targets default + N(0, 0.1 rad)), {args.seconds:g}s ...")
             row.update(measure_env(args.task, n, device, args.seconds, args.warmup))
             row["env_over_raw"] = row["env_control_steps_per_s"] / row["raw_control_steps_per_s"]
             log(f"N={n}: env {row['env_control_steps_per_s']:,.0f} control steps/s, "

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the MuJoCo Warp GPU benchmark on a machine with Python 3.12, a CUDA torch and no internet.
+# Run the MuJoCo Warp GPU benchmark and paper-preset training iterations on a machine with Python 3.12, a CUDA torch and no internet.
 #
 # The packages it lacks (mujoco-core 4.0.0, mujoco-warp 4.0.0, warp-lang 1.19.0, rsl-rl-lib and
 # its small dependencies) are installed into $SITE (default /tmp/site) without any index; nothing
@@ -70,5 +70,10 @@ install_packages() {
   export PYTHONUNBUFFERED=1
   python3 -c "import sys, torch, numpy, mujoco, warp, mujoco_warp; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'numpy', numpy.__version__, 'mujoco', mujoco.__version__, 'warp', warp.__version__, 'mujoco_warp', mujoco_warp.__version__)"
   python3 -u scripts/gpu/bench_gpu.py "$@"
+  bench_status=$?
+  # Then paper-preset training iterations on the same backend, for TRAIN_BUDGET seconds.
+  python3 -u scripts/gpu/train_gpu.py --budget "${TRAIN_BUDGET:-120}"
+  train_status=$?
+  [ "$bench_status" = 0 ] && [ "$train_status" = 0 ]
 } 2>&1 | tee "$OUT/gpu_bench.log"
 exit "${PIPESTATUS[0]}"
