@@ -92,6 +92,9 @@ class Contract:
         missing = set(self.dynamics_terms) - set(names)
         if missing:
             raise ValueError(f"dynamics terms {sorted(missing)} are not frame terms")
+        # Per-(terms, device) scale/noise vectors and index tensors, built on first use. Not a
+        # dataclass field, so equality, hashing and serialisation ignore it.
+        object.__setattr__(self, "_vectors", {})
 
     # ---- layout -------------------------------------------------------------------------------
     @property
@@ -125,6 +128,35 @@ class Contract:
         raise KeyError(f"no frame term {name!r}; terms are {[t.name for t in self.frame_terms]}")
 
     # ---- building inputs ------------------------------------------------------------------------
+    def _vector(self, kind: str, terms: tuple[str, ...], device: torch.device) -> torch.Tensor:
+        key = (kind, terms, str(device))
+        cache: dict = self._vectors  # type: ignore[attr-defined]
+        if key not in cache:
+            if kind == "scale":
+                value = torch.cat([self.term(n).scale_tensor(device) for n in terms])
+            elif kind == "noise":
+                value = torch.cat([torch.full((self.term(n).size,), self.term(n).noise_std, device=device) for n in terms])
+            else:  # "dynamics": positions of the dynamics terms inside a full frame
+                value = torch.cat([torch.arange(self.frame_size, device=device)[self.term_slice(n)] for n in terms])
+            cache[key] = value
+        return cache[key]
+
+    def _raw(self, values: Mapping[str, torch.Tensor], terms: tuple[str, ...]) -> torch.Tensor:
+        parts = []
+        for name in terms:
+            term = self.term(name)
+            if name not in values:
+                raise KeyError(f"frame term {name!r} missing from the given values {sorted(values)}")
+            v = values[name]
+            if v.shape[-1] != term.size:
+                raise ValueError(f"frame term {name!r} has size {v.shape[-1]}, contract says {term.size}")
+            parts.append(v)
+        return torch.cat(parts, dim=-1)
+
+    @property
+    def term_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.frame_terms)
+
     def build_frame(
         self,
         values: Mapping[str, torch.Tensor],
@@ -133,22 +165,31 @@ class Contract:
         terms: tuple[str, ...] | None = None,
     ) -> torch.Tensor:
         """Concatenate scaled terms [B, size] in contract order (or in `terms` order)."""
-        parts = []
-        for name in terms if terms is not None else tuple(t.name for t in self.frame_terms):
-            term = self.term(name)
-            if name not in values:
-                raise KeyError(f"frame term {name!r} missing from the given values {sorted(values)}")
-            v = values[name]
-            if v.shape[-1] != term.size:
-                raise ValueError(f"frame term {name!r} has size {v.shape[-1]}, contract says {term.size}")
-            if noise and term.noise_std > 0.0:
-                v = v + term.noise_std * torch.randn(v.shape, generator=generator, device=v.device)
-            parts.append(v * term.scale_tensor(v.device))
-        return torch.cat(parts, dim=-1).clamp(-self.observation_clip, self.observation_clip)
+        terms = self.term_names if terms is None else terms
+        raw = self._raw(values, terms)
+        if noise:
+            sigma = self._vector("noise", terms, raw.device)
+            raw = raw + sigma * torch.randn(raw.shape, generator=generator, device=raw.device)
+        return (raw * self._vector("scale", terms, raw.device)).clamp(-self.observation_clip, self.observation_clip)
+
+    def build_frames(
+        self, values: Mapping[str, torch.Tensor], generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(noisy, clean) full frames from one set of values, sharing the concatenation."""
+        raw = self._raw(values, self.term_names)
+        scale = self._vector("scale", self.term_names, raw.device)
+        sigma = self._vector("noise", self.term_names, raw.device)
+        noisy = raw + sigma * torch.randn(raw.shape, generator=generator, device=raw.device)
+        clip = self.observation_clip
+        return (noisy * scale).clamp(-clip, clip), (raw * scale).clamp(-clip, clip)
 
     def dynamics_state(self, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The clean next-state vector the dynamics model predicts (no noise)."""
         return self.build_frame(values, noise=False, terms=self.dynamics_terms)
+
+    def dynamics_from_frame(self, frame: torch.Tensor) -> torch.Tensor:
+        """The dynamics-state part [B, dynamics_size] of clean full frames [B, frame_size]."""
+        return frame[..., self._vector("dynamics", self.dynamics_terms, frame.device)]
 
     def joint_targets(self, actions: torch.Tensor) -> torch.Tensor:
         """Joint position targets for actions [B, n]: default pose + scale * clipped action."""

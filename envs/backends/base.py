@@ -91,8 +91,12 @@ class Simulator(Protocol):
         """Snapshot of the current state; derived fields (sites, bodies, sensors) are current."""
         ...
 
-    def set_state(self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
-        """Reset the given envs to (qpos, qvel), clearing warm-starts and controls."""
+    def set_state(
+        self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor, ctrl: torch.Tensor | None = None
+    ) -> None:
+        """Reset the given envs to (qpos, qvel), clearing warm-starts. With `ctrl` [n, nu], the
+        controls are set and each delayed actuator's control history is filled with them, so
+        a delay applies these controls, not zeros, right after the reset."""
         ...
 
     def set_qvel(self, env_ids: torch.Tensor, qvel: torch.Tensor) -> None:

@@ -55,6 +55,18 @@ _WARNING_NAMES = tuple(
 )
 
 
+def ctrl_history_columns(model: mujoco.MjModel) -> list[tuple[int, np.ndarray]]:
+    """(actuator, columns of its stored control values in mjData.history) for each actuator
+    with a history. MuJoCo's layout per actuator: [user, cursor, nsample times, nsample values]."""
+    columns = []
+    for actuator in range(model.nu):
+        nsample = int(model.actuator_history[actuator, 0])
+        if nsample > 0:
+            start = int(model.actuator_historyadr[actuator]) + 2 + nsample
+            columns.append((actuator, np.arange(start, start + nsample)))
+    return columns
+
+
 def default_nthread() -> int:
     """CPUs this process may run on (cgroup/affinity aware), at least 1."""
     try:
@@ -162,7 +174,8 @@ class MujocoBatchSimulator:
         b = self.batch
 
         # live arrays, bound once; the torch tensors below are views of them
-        self._np = {name: b.bind(name) for name in ("qpos", "qvel", "ctrl", "eq_active")}
+        self._np = {name: b.bind(name) for name in ("qpos", "qvel", "ctrl", "eq_active", "history")}
+        self._ctrl_history = ctrl_history_columns(self.model)
         self._outputs = {
             name: b.bind(name)
             for name in ("sensordata", "site_xpos", "xpos", "xquat", "actuator_force")
@@ -284,10 +297,11 @@ class MujocoBatchSimulator:
         return values if order is None else values[order]
 
     def set_state(
-        self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor
+        self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor, ctrl: torch.Tensor | None = None
     ) -> None:
         """Reset the given envs (time, warm-start, act, ctrl, forces, eq_active to the model's
-        defaults), write qpos/qvel ([n, nq] / [n, nv], or one row for all), then mj_forward."""
+        defaults), write qpos/qvel ([n, nq] / [n, nv], or one row for all) and, if given, ctrl
+        and the control histories, then mj_forward."""
         ids, order = self._ids(env_ids)
         if ids.size == 0:
             return
@@ -298,6 +312,12 @@ class MujocoBatchSimulator:
         self.batch.reset(ids, stage=mujoco.mjtStage.mjSTAGE_NONE)
         self._np["qpos"][ids] = qpos_rows
         self._np["qvel"][ids] = qvel_rows
+        if ctrl is not None:
+            ctrl_rows = self._rows(ctrl, order, ids.size, self.info.nu)
+            self._np["ctrl"][ids] = ctrl_rows
+            history = self._np["history"]
+            for actuator, columns in self._ctrl_history:
+                history[np.ix_(ids, columns)] = ctrl_rows[:, actuator : actuator + 1]
         self._bad_seen[ids] = 0
         try:
             self.batch.forward(ids)

@@ -76,7 +76,7 @@ if not os.environ.get("DHAL_WARP_VERBOSE") and wp.config.log_level <= wp.LOG_INF
     wp.config.log_level = wp.LOG_WARNING
 
 from .base import ModelInfo, SimState, SimulationDiverged
-from .mujoco_batch import build_model_info
+from .mujoco_batch import build_model_info, ctrl_history_columns
 
 __all__ = [
     "DEFAULT_NCONMAX",
@@ -96,6 +96,7 @@ RANDOMIZED_FIELDS: tuple[str, ...] = (
     "actuator_gainprm",
     "actuator_biasprm",
     "jnt_stiffness",
+    "actuator_delay",
 )
 # Constants set_const derives from mass/inertia; batched with them so each world keeps its own.
 _DERIVED_CONST_FIELDS: tuple[str, ...] = (
@@ -263,9 +264,13 @@ class MujocoWarpSimulator:
                 name: wp.to_torch(getattr(d, name))
                 for name in (
                     "qpos", "qvel", "qacc", "ctrl", "sensordata", "site_xpos", "xpos", "xquat",
-                    "actuator_force", "eq_active", "overflow", "nefc", "nacon", "ncollision",
+                    "actuator_force", "eq_active", "overflow", "nefc", "nacon", "ncollision", "history",
                 )
             }  # fmt: skip
+            self._ctrl_history = [
+                (actuator, torch.as_tensor(columns, device=self.device))
+                for actuator, columns in ctrl_history_columns(self.model)
+            ]
             self._reset_mask_wp = wp.zeros(self.num_envs, dtype=bool)
             self._reset_mask = wp.to_torch(self._reset_mask_wp)
             # acceleration-stage sensor columns: kept across step1, cleared before a bare step2
@@ -503,9 +508,12 @@ class MujocoWarpSimulator:
         self._reset_mask[ids] = True
         self._launch("reset")
 
-    def set_state(self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
+    def set_state(
+        self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor, ctrl: torch.Tensor | None = None
+    ) -> None:
         """Reset the given envs (time, warm-start, act, ctrl, forces, eq_active to the model's
-        defaults), write qpos/qvel ([n, nq] / [n, nv], or one row for all), then forward."""
+        defaults), write qpos/qvel ([n, nq] / [n, nv], or one row for all) and, if given, ctrl
+        and the control histories, then forward."""
         ids = self._ids(env_ids)
         n = ids.numel()
         if n == 0:
@@ -515,6 +523,12 @@ class MujocoWarpSimulator:
         self._reset_rows(ids)
         self._t["qpos"][ids] = qpos_rows
         self._t["qvel"][ids] = qvel_rows
+        if ctrl is not None:
+            ctrl_rows = self._rows(ctrl, n, self.info.nu)
+            self._t["ctrl"][ids] = ctrl_rows
+            history = self._t["history"]
+            for actuator, columns in self._ctrl_history:
+                history[ids.unsqueeze(-1), columns] = ctrl_rows[:, actuator : actuator + 1]
         self._launch("forward")  # all worlds (Warp has no per-world forward); same result
         self._stage1_valid = True
         self._check()

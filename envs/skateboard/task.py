@@ -54,6 +54,7 @@ class SkateboardEnv:
                 obs_cfg.critic, self.contract.frame_size, obs_cfg.history_length, obs_cfg.contact_history_length),
         }
         self._allocate_buffers()
+        self.actuator_delay = self._delay_field()
         self.domain = events.sample_domain_params(self.num_envs, cfg.randomization, self.generator, self.device)
         events.apply_domain_params(sim, self.idx, self.domain)
         self.reset()
@@ -78,6 +79,16 @@ class SkateboardEnv:
         self.default_pose = torch.tensor(go1.DEFAULT_POSE, device=dev)
         self.glide_pose = torch.tensor(go1.GLIDE_POSE, device=dev)
         self.keyframes = {k: self.sim.info.keyframes[k].to(dev) for k in KEYFRAMES}
+
+    def _delay_field(self) -> torch.Tensor:
+        """The per-env actuator delay field, after checking the model can hold the longest delay."""
+        longest = max(self.cfg.action.delay_range_s)
+        samples = self.sim.nominal_field("actuator_history")[self.idx.actuators, 0]
+        capacity = (float(samples.min()) - 1.0) * self.cfg.sim.physics_dt
+        if longest > capacity + 1e-9:
+            raise ValueError(f"action.delay_range_s reaches {longest} s but the actuators keep "
+                             f"{int(samples.min())} control samples ({capacity:.3f} s); raise nsample in the MJCF")
+        return self.sim.model_field("actuator_delay")
 
     # ---- public API -------------------------------------------------------------------------------
     def observations(self) -> dict[str, torch.Tensor]:
@@ -111,17 +122,18 @@ class SkateboardEnv:
         terminated = torch.stack(list(reasons.values())).any(0)
         truncated = (self.episode_length_buf >= self.max_episode_length) & ~terminated
 
-        frame = observations.frame_values(s, self.commands, self.actions, clock.phase_input(phase, self.commands, self.cfg.clock), self.default_pose)
-        dynamics_targets = {
-            "next_state": self.contract.dynamics_state(frame),
-            "next_contacts": self.foot_contact[:, list(rewards.FREE_FEET)].float(),
-        }
         metrics = self._metrics(s, phase)
         self.last_joint_vel, self.last_torques = s.joint_vel, s.joint_torque
 
         self._resample_commands()
         self._apply_pushes()
         self._obs = self._build_observations(s, refill=None)
+        # What the dynamics model must predict is the next observation's clean state, taken
+        # here, before finished envs are reset.
+        dynamics_targets = {
+            "next_state": self.contract.dynamics_from_frame(self._clean_frame),
+            "next_contacts": self.foot_contact[:, list(rewards.FREE_FEET)].float(),
+        }
         done_ids = (terminated | truncated).nonzero().squeeze(-1)
         extras: dict = {}
         if len(done_ids) > 0:
@@ -158,26 +170,22 @@ class SkateboardEnv:
         return actions
 
     def _simulate(self, targets: torch.Tensor) -> torch.Tensor:
-        """Apply targets with the per-env delay; envs whose physics fails are flagged and reset."""
-        a = self.cfg.action
-        delay = events.sample_delay_substeps(self.num_envs, a.delay_range_s, self.cfg.sim.physics_dt,
+        """One control step of physics with this step's per-env command delay; envs whose
+        physics fails are flagged and put back in a reset pose."""
+        delay = events.sample_delay_substeps(self.num_envs, self.cfg.action.delay_range_s, self.cfg.sim.physics_dt,
                                              self.cfg.sim.decimation, self.generator, self.device)
+        # MuJoCo applies each actuator's control from `delay` seconds ago (its control history),
+        # so a delay of k substeps holds the previous target for the first k substeps.
+        self.actuator_delay[:, self.idx.actuators] = (delay * self.cfg.sim.physics_dt).unsqueeze(-1).to(
+            self.actuator_delay.dtype)
+        self.ctrl[:, self.idx.actuators] = targets
         diverged = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-        substep, decimation = 0, self.cfg.sim.decimation
-        while substep < decimation:
-            held = delay > substep
-            # Substeps in which every env agrees (all delayed, or none) run in one backend call.
-            run = 1
-            while substep + run < decimation and torch.equal(delay > substep + run, held):
-                run += 1
-            self.ctrl[:, self.idx.actuators] = torch.where(held.unsqueeze(-1), self.targets, targets)
-            try:
-                self.sim.step(self.ctrl, run, update_derived=substep + run == decimation)
-            except SimulationDiverged as err:
-                bad = torch.tensor(err.env_ids, dtype=torch.long, device=self.device)
-                diverged[bad] = True
-                self._set_pose(bad)
-            substep += run
+        try:
+            self.sim.step(self.ctrl, self.cfg.sim.decimation)
+        except SimulationDiverged as err:
+            bad = torch.tensor(err.env_ids, dtype=torch.long, device=self.device)
+            diverged[bad] = True
+            self._set_pose(bad)
         self.targets = targets
         return diverged
 
@@ -240,23 +248,24 @@ class SkateboardEnv:
         return log
 
     # ---- resets and observations ------------------------------------------------------------------
-    def _set_pose(self, ids: torch.Tensor) -> torch.Tensor:
-        """Put envs in the push or glide keyframe; returns which got the glide pose."""
+    def _set_pose(self, ids: torch.Tensor) -> None:
+        """Put envs in the push or glide keyframe, with that pose's joint targets as controls."""
         glide = torch.rand(len(ids), generator=self.generator, device=self.device) < self.cfg.reset.glide_fraction
         qpos = torch.where(glide.unsqueeze(-1), self.keyframes["glide"], self.keyframes["push"]).clone()
         noise = self.cfg.reset.joint_noise
         if noise > 0:
             u = torch.rand(len(ids), self.num_actions, generator=self.generator, device=self.device)
             qpos[:, self.idx.joint_qpos] += noise * (2.0 * u - 1.0)
-        self.sim.set_state(ids, qpos, torch.zeros(len(ids), self.sim.info.nv, device=self.device))
-        return glide
+        pose = torch.where(glide.unsqueeze(-1), self.glide_pose, self.default_pose)
+        ctrl = torch.zeros(len(ids), self.sim.info.nu, device=self.device)
+        ctrl[:, self.idx.actuators] = pose
+        self.sim.set_state(ids, qpos, torch.zeros(len(ids), self.sim.info.nv, device=self.device), ctrl)
+        self.targets[ids] = pose
 
     def _reset_envs(self, ids: torch.Tensor) -> None:
         if len(ids) == 0:
             return
-        glide = self._set_pose(ids)
-        pose = torch.where(glide.unsqueeze(-1), self.glide_pose, self.default_pose)
-        self.targets[ids] = pose
+        self._set_pose(ids)
         self.episode_length_buf[ids] = 0
         self.commands[ids] = commands.sample_commands(len(ids), self.cfg.commands, self.generator, self.device)
         for buf in (self.actions, self.last_actions, self.last_joint_vel, self.last_torques, self.contact_history):
@@ -273,8 +282,11 @@ class SkateboardEnv:
         """Push the new noisy frame into the history (or fill it, for freshly reset envs)."""
         values = observations.frame_values(s, self.commands, self.actions,
                                            clock.phase_input(self._phase(), self.commands, self.cfg.clock), self.default_pose)
-        noisy = self.contract.build_frame(values, noise=self.cfg.observations.noise, generator=self.generator)
-        clean = self.contract.build_frame(values, noise=False)
+        if self.cfg.observations.noise:
+            noisy, clean = self.contract.build_frames(values, generator=self.generator)
+        else:
+            noisy = clean = self.contract.build_frame(values)
+        self._clean_frame = clean
         if refill is None:
             self.history = torch.cat((self.history[:, 1:], noisy.unsqueeze(1)), dim=1)
         else:

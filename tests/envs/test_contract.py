@@ -69,3 +69,16 @@ def test_roundtrip_and_digest():
 def test_unknown_noise_term_is_rejected():
     with pytest.raises(KeyError, match="joint_torque"):
         go1_contract(noise={"joint_torque": 0.1})
+
+
+def test_build_frames_share_values_and_dynamics_slice_matches():
+    c = go1_contract()
+    gen = torch.Generator().manual_seed(0)
+    values = {t.name: torch.randn(5, t.size, generator=gen) for t in c.frame_terms}
+    noisy, clean = c.build_frames(values, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(clean, c.build_frame(values))
+    assert torch.equal(c.dynamics_from_frame(clean), c.dynamics_state(values))
+    diff = noisy - clean
+    for t in c.frame_terms:
+        moved = bool(diff[:, c.term_slice(t.name)].abs().max() > 0)
+        assert moved == (t.noise_std > 0), t.name

@@ -90,14 +90,26 @@ def test_randomisation_is_per_env_and_seeded():
 
 
 def test_full_action_delay_holds_previous_targets():
-    env = make_env(num_envs=1, overrides={**QUIET, "action.delay_range_s": (0.02, 0.02)})
-    reset_targets = env.targets.clone()
-    env.step(torch.full((1, 12), 1.0))
-    applied = env.ctrl[:, env.idx.actuators]
-    assert torch.equal(applied, reset_targets)  # the whole step used the reset pose's targets
-    env.step(torch.zeros(1, 12))
-    applied = env.ctrl[:, env.idx.actuators]
-    assert torch.allclose(applied, env.contract.joint_targets(torch.full((1, 12), 1.0)))
+    """A 20 ms delay (all 4 substeps) makes step t apply step t-1's targets: the delayed env
+    given actions (a, b) moves exactly like an undelayed env given (0, a), where action 0 is the
+    reset pose's target (push pose) that the delayed env holds after its reset."""
+    fixed = {**QUIET, "reset.glide_fraction": 0.0, "randomization.enabled": False}
+    delayed = make_env(num_envs=1, overrides={**fixed, "action.delay_range_s": (0.02, 0.02)})
+    direct = make_env(num_envs=1, overrides={**fixed, "action.delay_range_s": (0.0, 0.0)})
+    a, b = torch.full((1, 12), 1.0), torch.full((1, 12), -0.5)
+    for delayed_action, direct_action in ((a, torch.zeros(1, 12)), (b, a)):
+        delayed.step(delayed_action)
+        direct.step(direct_action)
+        assert torch.equal(delayed.sim.read().qpos, direct.sim.read().qpos)
+    # and the delay is real: without it, the first step would already have moved differently
+    undelayed = make_env(num_envs=1, overrides={**fixed, "action.delay_range_s": (0.0, 0.0)})
+    undelayed.step(a)
+    assert not torch.allclose(undelayed.sim.read().qpos, direct.sim.read().qpos)
+
+
+def test_delay_longer_than_the_control_history_is_rejected():
+    with pytest.raises(ValueError, match="nsample"):
+        make_env(num_envs=1, overrides={"action.delay_range_s": (0.0, 0.2)})
 
 
 def test_bad_actions_are_rejected_by_name(env):
