@@ -9,6 +9,7 @@ and gates use a normalised low-pass filter (see ClockConfig).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 import torch
@@ -36,11 +37,16 @@ class RewardContext:
     glide_pose: torch.Tensor  # [12]
     dt: float
 
+    @cached_property
+    def marker_distance(self) -> torch.Tensor:
+        """[N, 4] distance of each foot centre to its marker (shared by three glide terms)."""
+        return torch.linalg.vector_norm(self.state.marker_pos - self.state.foot_pos, dim=-1)
+
 
 # ---- foot geometry helpers --------------------------------------------------------------------
 def marker_distance(ctx: RewardContext) -> torch.Tensor:
     """[N, 4] distance of each foot centre to its marker on the deck."""
-    return torch.linalg.vector_norm(ctx.state.marker_pos - ctx.state.foot_pos, dim=-1)
+    return ctx.marker_distance
 
 
 def feet_on_board_mask(ctx: RewardContext) -> torch.Tensor:
@@ -167,24 +173,49 @@ def check_reward_config(cfg: RewardConfig) -> None:
 @dataclass
 class RewardBreakdown:
     groups: torch.Tensor  # [N, G] after the per-group clip
-    terms: dict[str, torch.Tensor]  # weighted, gated, dt-scaled [N] per term
+    term_values: torch.Tensor  # [N, T] weighted, gated, dt-scaled, in `term_names` order
+    term_names: tuple[str, ...]
 
     @property
     def total(self) -> torch.Tensor:
         return self.groups.sum(-1)
 
+    @property
+    def terms(self) -> dict[str, torch.Tensor]:
+        return {name: self.term_values[:, i] for i, name in enumerate(self.term_names)}
+
+
+class RewardTable:
+    """The configured terms as one weight vector, gate index and term-to-group matrix, so a
+    step costs one stack and one matrix product instead of a loop of small tensor ops."""
+
+    def __init__(self, cfg: RewardConfig, dt: float, device: torch.device | str = "cpu") -> None:
+        check_reward_config(cfg)
+        self.cfg = cfg
+        self.term_names = tuple(cfg.terms)
+        self.functions = [REWARD_FUNCTIONS[name] for name in self.term_names]
+        self.gate_names = tuple(sorted({t.gate for t in cfg.terms.values() if t.gate is not None}))
+        step_scale = dt if cfg.scale_by_dt else 1.0
+        terms = [cfg.terms[name] for name in self.term_names]
+        self.weights = torch.tensor([t.weight * step_scale for t in terms], device=device)
+        ungated = len(self.gate_names)  # the column of ones
+        self.gate_index = torch.tensor(
+            [ungated if t.gate is None else self.gate_names.index(t.gate) for t in terms], device=device)
+        self.group_matrix = torch.zeros(len(terms), len(cfg.groups), device=device)
+        for i, t in enumerate(terms):
+            self.group_matrix[i, cfg.groups.index(t.group)] = 1.0
+
+    def compute(self, ctx: RewardContext, gates: dict[str, torch.Tensor]) -> RewardBreakdown:
+        values = torch.stack([fn(ctx) for fn in self.functions], dim=-1)
+        ones = torch.ones_like(values[:, 0])
+        gate_table = torch.stack([gates[name] for name in self.gate_names] + [ones], dim=-1)
+        term_values = values * self.weights * gate_table[:, self.gate_index]
+        groups = term_values @ self.group_matrix
+        if self.cfg.only_positive_groups:
+            groups = groups.clamp(min=0.0)
+        return RewardBreakdown(groups=groups, term_values=term_values, term_names=self.term_names)
+
 
 def compute_rewards(ctx: RewardContext, gates: dict[str, torch.Tensor]) -> RewardBreakdown:
-    cfg = ctx.cfg
-    step_scale = ctx.dt if cfg.scale_by_dt else 1.0
-    groups = torch.zeros(ctx.actions.shape[0], len(cfg.groups), device=ctx.actions.device)
-    terms: dict[str, torch.Tensor] = {}
-    for name, term in cfg.terms.items():
-        value = REWARD_FUNCTIONS[name](ctx) * (term.weight * step_scale)
-        if term.gate is not None:
-            value = value * gates[term.gate]
-        terms[name] = value
-        groups[:, cfg.groups.index(term.group)] += value
-    if cfg.only_positive_groups:
-        groups = groups.clamp(min=0.0)
-    return RewardBreakdown(groups=groups, terms=terms)
+    """One-off evaluation; a task builds its `RewardTable` once and calls `compute` each step."""
+    return RewardTable(ctx.cfg, ctx.dt, ctx.actions.device).compute(ctx, gates)

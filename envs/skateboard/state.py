@@ -110,25 +110,31 @@ def derive_state(sim: SimState, idx: SceneIndices) -> SkateState:
     board_v = sim.qvel[:, idx.board_qvel : idx.board_qvel + 6]
     base_quat = root_q[:, 3:7]
     deck_quat = sim.xquat[:, idx.deck_body]
-    gravity = torch.tensor([0.0, 0.0, -1.0], device=sim.qpos.device).expand(base_quat.shape[0], 3)
+    n = base_quat.shape[0]
+    # Batched over (base, deck) and (velocity, gravity): fewer, larger tensor ops per step.
+    rpy = quat_to_rpy(torch.stack((base_quat, deck_quat), dim=1))
+    gravity = torch.tensor([0.0, 0.0, -1.0], device=sim.qpos.device).expand(n, 3)
+    quats = torch.stack((base_quat, base_quat, deck_quat), dim=1)
+    # MuJoCo free joints: linear velocity in the world frame, angular in the body frame.
+    in_body = quat_rotate_inverse(quats, torch.stack((root_v[:, :3], gravity, board_v[:, :3]), dim=1))
+    sites = sim.site_xpos
     return SkateState(
         base_pos=root_q[:, :3],
         base_quat=base_quat,
-        base_rpy=quat_to_rpy(base_quat),
-        # MuJoCo free joints: linear velocity in the world frame, angular in the body frame.
-        base_lin_vel_b=quat_rotate_inverse(base_quat, root_v[:, :3]),
+        base_rpy=rpy[:, 0],
+        base_lin_vel_b=in_body[:, 0],
         base_ang_vel_b=root_v[:, 3:6],
-        projected_gravity=quat_rotate_inverse(base_quat, gravity),
+        projected_gravity=in_body[:, 1],
         joint_pos=sim.qpos[:, idx.joint_qpos],
         joint_vel=sim.qvel[:, idx.joint_qvel],
         joint_torque=sim.actuator_force[:, idx.actuators],
-        foot_pos=sim.site_xpos[:, idx.foot_sites],
-        marker_pos=sim.site_xpos[:, idx.marker_sites],
-        mount_pos=sim.site_xpos[:, idx.mount_site],
+        foot_pos=sites[:, idx.foot_sites],
+        marker_pos=sites[:, idx.marker_sites],
+        mount_pos=sites[:, idx.mount_site],
         deck_pos=sim.xpos[:, idx.deck_body],
         deck_quat=deck_quat,
-        deck_rpy=quat_to_rpy(deck_quat),
-        deck_lin_vel_b=quat_rotate_inverse(deck_quat, board_v[:, :3]),
+        deck_rpy=rpy[:, 1],
+        deck_lin_vel_b=in_body[:, 2],
         foot_force=sim.sensordata[:, idx.foot_touch],
         wheel_force=sim.sensordata[:, idx.wheel_touch],
         collision_force=sim.sensordata[:, idx.collision_touch],

@@ -28,7 +28,6 @@ class SkateboardEnv:
     def __init__(self, cfg: SkateboardConfig, sim: Simulator, seed: int = 0) -> None:
         if abs(sim.info.physics_dt - cfg.sim.physics_dt) > 1e-9:
             raise ValueError(f"sim.physics_dt {cfg.sim.physics_dt} differs from the model's timestep {sim.info.physics_dt}")
-        rewards.check_reward_config(cfg.rewards)
         sim.info.require("keyframe", KEYFRAMES)
         if sim.info.nu != cfg.num_actions:
             raise ValueError(f"model has {sim.info.nu} actuators, the task expects {cfg.num_actions}")
@@ -53,6 +52,7 @@ class SkateboardEnv:
             "privileged": observations.privileged_size(
                 obs_cfg.critic, self.contract.frame_size, obs_cfg.history_length, obs_cfg.contact_history_length),
         }
+        self.reward_table = rewards.RewardTable(cfg.rewards, self.step_dt, self.device)
         self._allocate_buffers()
         self.actuator_delay = self._delay_field()
         self.domain = events.sample_domain_params(self.num_envs, cfg.randomization, self.generator, self.device)
@@ -74,7 +74,7 @@ class SkateboardEnv:
         self.raw_wheel_contact, self.wheel_contact = zeros(n, 4, dtype=torch.bool), zeros(n, 4, dtype=torch.bool)
         self.contact_history = zeros(n, self.cfg.observations.contact_history_length, 4)
         self.history = zeros(n, self.contract.history_length, self.contract.frame_size)
-        self.episode_sums = {name: zeros(n) for name in self.cfg.rewards.terms}
+        self.episode_sums = zeros(n, len(self.reward_table.term_names))  # [N, T]
         self.ctrl = zeros(n, self.sim.info.nu)
         self.default_pose = torch.tensor(go1.DEFAULT_POSE, device=dev)
         self.glide_pose = torch.tensor(go1.GLIDE_POSE, device=dev)
@@ -114,9 +114,8 @@ class SkateboardEnv:
         phase = self._phase()
         clock.update_gates(self.gates, clock.phase_indicators(phase, self.commands, self.cfg.clock), self.cfg.clock)
 
-        breakdown = rewards.compute_rewards(self._reward_context(s), self.gates)
-        for name, value in breakdown.terms.items():
-            self.episode_sums[name] += value
+        breakdown = self.reward_table.compute(self._reward_context(s), self.gates)
+        self.episode_sums += breakdown.term_values
         reasons = terminations.check_terminations(s, self.cfg.terminations)
         reasons["diverged"] = diverged
         terminated = torch.stack(list(reasons.values())).any(0)
@@ -242,7 +241,8 @@ class SkateboardEnv:
 
     def _episode_log(self, ids: torch.Tensor, reasons: dict[str, torch.Tensor]) -> dict[str, float]:
         seconds = self.cfg.sim.episode_length_s
-        log = {f"Episode_Reward/{k}": float(v[ids].mean() / seconds) for k, v in self.episode_sums.items()}
+        means = (self.episode_sums[ids].mean(0) / seconds).tolist()
+        log = {f"Episode_Reward/{k}": v for k, v in zip(self.reward_table.term_names, means)}
         log.update({f"Episode_Termination/{k}": float(v[ids].float().sum()) for k, v in reasons.items()})
         log["Episode/length_s"] = float(self.episode_length_buf[ids].float().mean() * self.step_dt)
         return log
@@ -275,8 +275,7 @@ class SkateboardEnv:
         indicators = clock.phase_indicators(torch.zeros(len(ids), device=self.device), self.commands[ids], self.cfg.clock)
         for name, gate in self.gates.items():
             gate[ids] = indicators[name]
-        for total in self.episode_sums.values():
-            total[ids] = 0.0
+        self.episode_sums[ids] = 0.0
 
     def _build_observations(self, s: SkateState, refill: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """Push the new noisy frame into the history (or fill it, for freshly reset envs)."""
