@@ -3,6 +3,8 @@
     dhal sim --policy scripted --seconds 8     roll out, render env 0, plot
     dhal bench env --sizes 64 512              env vs raw physics throughput
     dhal train --preset cpu --iterations 1000  multi-critic PPO + hybrid modes; --resume RUN_DIR
+    dhal play RUN_DIR --command-vx 1.0         render a trained policy, coloured by mode
+    dhal eval RUN_DIR --episodes 64            success rate, tracking, falls, mode statistics
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from collections.abc import Sequence
 
 from tyro.extras import SubcommandApp
 
-from dhal.commands import bench_env, sim, train
+from dhal.commands import bench_env, play, sim, train
+from dhal.commands import eval as eval_command
 from dhal.commands.errors import CommandError
 
 DESCRIPTION = "DHAL skateboarding stack: a Go1 on a skateboard in batched MuJoCo."
@@ -22,6 +25,8 @@ def build_app() -> SubcommandApp:
     app = SubcommandApp()
     app.command(name="sim")(sim.SimConfig)
     app.command(name="train")(train.TrainCommandConfig)
+    app.command(name="play")(play.PlayConfig)
+    app.command(name="eval")(eval_command.EvalConfig)
     bench = SubcommandApp()
     bench.command(name="env")(bench_env.BenchEnvConfig)
     app.command(bench, name="bench", help="Measure throughput.")
@@ -37,6 +42,10 @@ def dispatch(config: object) -> None:
             print(f"results: {config.json}")
     elif isinstance(config, train.TrainCommandConfig):
         print(train.report(train.run(config)))
+    elif isinstance(config, play.PlayConfig):
+        print(play.report(play.run(config)))
+    elif isinstance(config, eval_command.EvalConfig):
+        print(eval_command.report(eval_command.run(config)))
     else:
         raise TypeError(f"no command for {type(config).__name__}")
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -386,11 +387,14 @@ class MujocoBatchSimulator:
         width: int = 640,
         height: int = 480,
         camera: str | int = -1,
+        geom_rgba: Mapping[int, Sequence[float]] | None = None,
     ) -> np.ndarray:
         """An (height, width, 3) uint8 RGB image of env `env_id`.
 
         camera: a camera name or id of the model, or -1 for a free camera that tracks the body
         `track_body` (default 'trunk'; the first body otherwise) from behind and to the side.
+        geom_rgba: {geom id: (r, g, b, a)} colours for this image only (the geoms' materials are
+        ignored for it); the simulated models are not changed.
         Headless: uses EGL, or OSMesa (see envs/backends/rendering.py for the Debian packages).
         """
         from .rendering import OffscreenRenderer
@@ -413,6 +417,9 @@ class MujocoBatchSimulator:
         offsize = (model.vis.global_.offwidth, model.vis.global_.offheight)
         self.batch.get_model(env_id, model)
         model.vis.global_.offwidth, model.vis.global_.offheight = offsize
+        for geom, rgba in (geom_rgba or {}).items():  # the next get_model restores them
+            model.geom_rgba[geom] = rgba
+            model.geom_matid[geom] = -1
         self.batch.get_data(env_id, data)
         mujoco.mj_forward(model, data)
         return renderer.render(data, width, height, self._camera(model, camera))

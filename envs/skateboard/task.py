@@ -144,6 +144,7 @@ class SkateboardEnv:
         extras.update(
             reward_groups=breakdown.groups, reward_group_names=self.reward_group_names,
             time_outs=truncated.clone(), dynamics_targets=dynamics_targets, metrics=metrics,
+            terminations={name: mask.clone() for name, mask in reasons.items()},
         )
         return StepResult(self.observations(), breakdown.total, terminated, truncated, extras)
 
@@ -237,6 +238,7 @@ class SkateboardEnv:
             "gate_push": self.gates["push"].clone(),
             "command_vx": self.commands[:, 0].clone(),
             "command_yaw_rate": self.commands[:, 2].clone(),
+            "yaw_rate": s.base_ang_vel_b[:, 2].clone(),
         }
 
     def _episode_log(self, ids: torch.Tensor, reasons: dict[str, torch.Tensor]) -> dict[str, float]:

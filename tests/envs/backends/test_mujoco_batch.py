@@ -351,6 +351,21 @@ def test_render_rgb(xml_path: Path) -> None:
     sim.close()
 
 
+def test_render_geom_rgba_colours_one_image_only(xml_path: Path) -> None:
+    sim = make(xml_path, 1)
+    try:
+        plain = sim.render(0, 64, 48, camera="top")
+    except HeadlessGLUnavailable as err:
+        pytest.skip(f"no OpenGL platform for headless rendering here: {err}")
+    torso = sim.info.geom_ids["torso"]
+    red = sim.render(0, 64, 48, camera="top", geom_rgba={torso: (1.0, 0.0, 0.0, 1.0)})
+    assert not np.array_equal(red, plain)
+    changed = np.abs(red.astype(int) - plain.astype(int)).sum(-1) > 0
+    assert (red[changed][:, 0] > red[changed][:, 1]).mean() > 0.9  # the changed pixels are reddish
+    assert np.array_equal(sim.render(0, 64, 48, camera="top"), plain)  # nothing persisted
+    sim.close()
+
+
 @pytest.mark.parametrize("platform", ["egl", "osmesa"])
 def test_render_platform_subprocess(xml_path: Path, platform: str) -> None:
     """Each GL platform in a fresh process (PyOpenGL fixes its platform per process)."""
