@@ -1,7 +1,8 @@
 """The `dhal` command: typed subcommands over the configs in dhal/commands.
 
     dhal sim --policy scripted --seconds 8     roll out, render env 0, plot
-    dhal bench env --sizes 64 512              env vs raw physics throughput
+    dhal bench env --sizes 64 512              env vs its own physics throughput
+    dhal bench update --preset paper           cost of one PPO update at a preset's sizes
     dhal train --preset cpu --iterations 1000  multi-critic PPO + hybrid modes; --resume RUN_DIR
     dhal play RUN_DIR --command-vx 1.0         render a trained policy, coloured by mode
     dhal eval RUN_DIR --episodes 64            success rate, tracking, falls, mode statistics
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 
 from tyro.extras import SubcommandApp
 
-from dhal.commands import bench_env, play, sim, train
+from dhal.commands import bench_env, bench_update, play, sim, train
 from dhal.commands import eval as eval_command
 from dhal.commands.errors import CommandError
 
@@ -29,6 +30,7 @@ def build_app() -> SubcommandApp:
     app.command(name="eval")(eval_command.EvalConfig)
     bench = SubcommandApp()
     bench.command(name="env")(bench_env.BenchEnvConfig)
+    bench.command(name="update")(bench_update.BenchUpdateConfig)
     app.command(bench, name="bench", help="Measure throughput.")
     return app
 
@@ -40,6 +42,8 @@ def dispatch(config: object) -> None:
         print(bench_env.format_table(bench_env.run(config)))
         if config.json is not None:
             print(f"results: {config.json}")
+    elif isinstance(config, bench_update.BenchUpdateConfig):
+        print(bench_update.run(config))
     elif isinstance(config, train.TrainCommandConfig):
         print(train.report(train.run(config)))
     elif isinstance(config, play.PlayConfig):

@@ -79,3 +79,15 @@ def test_tiny_bench_run_writes_json(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "env/raw" in result.stdout and "0.80" in result.stdout
     assert out.exists()
+
+
+def test_bench_update_smoke_reports_the_update_time():
+    result = run_dhal("bench", "update", "--preset", "smoke")
+    assert result.returncode == 0, result.stderr
+    assert "update" in result.stdout and "preset smoke" in result.stdout
+
+
+def test_bench_update_unknown_preset_is_a_named_error():
+    result = run_dhal("bench", "update", "--preset", "huge")
+    assert result.returncode == 2
+    assert "huge" in result.stderr and "paper" in result.stderr
