@@ -31,6 +31,7 @@ Loss weights and their provenance (DHAL.md §6.5, §11.2):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -170,6 +171,10 @@ class HybridModes(nn.Module):
         self.vaes = nn.ModuleList(HistoryVAE(cfg) for _ in range(cfg.num_modes))
 
     # ---- helpers ----------------------------------------------------------------------------------
+    @property
+    def experts(self) -> list[HistoryVAE]:
+        return [cast(HistoryVAE, vae) for vae in self.vaes]
+
     def _check_history(self, history: Tensor) -> None:
         if history.dim() != 2 or history.shape[1] != self.cfg.history_size:
             raise ValueError(
@@ -180,7 +185,7 @@ class HybridModes(nn.Module):
     def decode_all(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """z [B, K, L] -> next-state [B, K, state_dim] and contact logits [B, K, contact_dim]."""
         states, contacts = [], []
-        for k, vae in enumerate(self.vaes):
+        for k, vae in enumerate(self.experts):
             s, c = vae.decode(z[:, k])
             states.append(s)
             contacts.append(c)
@@ -195,7 +200,7 @@ class HybridModes(nn.Module):
         """mu, logvar [B, K, L] from all K encoders."""
         self._check_history(history)
         mus, logvars = [], []
-        for vae in self.vaes:
+        for vae in self.experts:
             mu, logvar = vae.encode(history)
             mus.append(mu)
             logvars.append(logvar)
@@ -223,12 +228,9 @@ class HybridModes(nn.Module):
         Decodes mu of the argmax mode with that mode's decoders (the evaluation path).
         """
         out = self.act_latent(history, deterministic=True)
-        states, contacts = [], []
-        for k, vae in enumerate(self.vaes):
-            s, c = vae.decode(out.latent)  # every decoder on the selected latent; pick by mode below
-            states.append(s)
-            contacts.append(c)
-        return _select(torch.stack(states, 1), out.mode), _select(torch.stack(contacts, 1), out.mode), out.mode
+        # every decoder on the selected latent, then the selected mode's output
+        states, contacts = self.decode_all(out.latent.unsqueeze(1).expand(-1, self.cfg.num_modes, -1))
+        return _select(states, out.mode), _select(contacts, out.mode), out.mode
 
     def dynamics_loss(
         self,

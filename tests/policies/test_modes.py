@@ -176,6 +176,7 @@ def test_deterministic_path_is_argmax_and_mu() -> None:
     assert not torch.equal(stochastic.latent, first.latent)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
 def test_deterministic_path_exports_to_onnx() -> None:
     onnx = pytest.importorskip("onnx")
 
@@ -184,14 +185,14 @@ def test_deterministic_path_exports_to_onnx() -> None:
             super().__init__()
             self.modes = modes
 
-        def forward(self, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        def forward(self, history: torch.Tensor) -> tuple[torch.Tensor, ...]:
             out = self.modes.act_latent(history, deterministic=True)
-            return out.latent, out.mode_probs
+            return out.latent, out.mode_probs, out.mode, out.one_hot
 
     model = make(SMALL).eval()
     buffer = io.BytesIO()
     torch.onnx.export(Export(model), (torch.zeros(2, SMALL.history_size),), buffer, dynamo=False,
-                      input_names=["history"], output_names=["latent", "mode_probs"],
+                      input_names=["history"], output_names=["latent", "mode_probs", "mode", "one_hot"],
                       dynamic_axes={"history": {0: "batch"}})
     graph = onnx.load_from_string(buffer.getvalue())
     onnx.checker.check_model(graph)

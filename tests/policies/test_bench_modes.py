@@ -1,0 +1,94 @@
+"""The SLDS mode-identification benchmark: data, metrics, determinism, a smoke run and one real check."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from dhal.policies.bench_modes import (
+    BenchModesConfig,
+    best_mapping,
+    make_dataset,
+    make_system,
+    run_modes_benchmark,
+)
+
+torch.set_num_threads(1)
+
+
+def test_slds_data_is_consistent() -> None:
+    cfg = BenchModesConfig.smoke()
+    g = torch.Generator().manual_seed(0)
+    data = make_dataset(cfg, make_system(cfg, g), 4, g)
+    f = cfg.state_dim + cfg.input_dim
+    sequences, windows = data.sequence_shape
+    assert data.histories.shape == (sequences * windows, cfg.history_length * f)
+    # the next window's newest frame holds the state this window predicts
+    newest_state = data.histories[:, -f:-cfg.input_dim].view(sequences, windows, cfg.state_dim)
+    assert torch.allclose(newest_state[:, 1:], data.next_state.view(sequences, windows, -1)[:, :-1])
+    assert torch.equal(data.next_contacts, (data.next_state[:, 1:1 + cfg.contact_dim] > 0).float())
+    occupancy = torch.bincount(data.modes, minlength=3).float() / data.modes.numel()
+    assert (occupancy > 0.2).all(), occupancy  # every true mode is well represented
+    assert 0.95 < float(data.identifiable.float().mean()) <= 1.0
+    # modes follow the cycle 0 -> 1 -> 2 -> 0 (a Markov jump is 0 -> 1 as well)
+    modes = data.modes.view(sequences, windows)
+    changed = modes[:, 1:] != modes[:, :-1]
+    assert torch.equal(modes[:, 1:][changed], (modes[:, :-1][changed] + 1) % 3)
+
+
+def test_best_mapping_undoes_a_permutation() -> None:
+    true = torch.tensor([0, 0, 1, 1, 2, 2, 2, 0])
+    pred = torch.tensor([2, 2, 0, 0, 1, 1, 0, 2])  # learned 2 = true 0, 0 = 1, 1 = 2; one error
+    mapping, accuracy = best_mapping(pred, true, 3, 3)
+    assert mapping == [1, 2, 0]
+    assert accuracy == pytest.approx(7 / 8)
+    mapping, accuracy = best_mapping(torch.zeros(8, dtype=torch.long), true, 1, 3)  # K=1: majority
+    assert accuracy == pytest.approx(3 / 8) and mapping in ([0], [2])
+
+
+def test_smoke_run_returns_sane_results_and_writes_outputs(tmp_path) -> None:
+    result = run_modes_benchmark(BenchModesConfig.smoke(out_dir=tmp_path))
+    assert set(result.runs) == {1, 3}
+    assert 0.0 <= result.chance_accuracy <= result.accuracy <= 1.0
+    assert result.runs[1].accuracy == pytest.approx(result.chance_accuracy)
+    assert math.isfinite(result.error_ratio) and result.error_ratio > 0
+    for run in result.runs.values():
+        assert math.isfinite(run.state_error) and run.state_error > 0
+        assert sum(run.occupancy) == pytest.approx(1.0)
+        assert len(run.loss_curve) == len(run.state_mse_curve) > 0
+    assert len(result.timeline_true) == len(result.timeline_pred) > 0
+    assert set(result.timeline_pred) <= {0, 1, 2}
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert payload["accuracy"] == result.accuracy and set(payload["runs"]) == {"1", "3"}
+    assert (tmp_path / "modes.png").stat().st_size > 10_000
+    assert "mode accuracy" in result.summary()
+
+
+def test_benchmark_is_deterministic_given_the_seed() -> None:
+    cfg = BenchModesConfig.smoke(steps=20, train_sequences=4, test_sequences=2, sequence_length=60)
+    rng_before = torch.get_rng_state()
+    first, second = run_modes_benchmark(cfg), run_modes_benchmark(cfg)
+    assert torch.equal(torch.get_rng_state(), rng_before)  # the caller's RNG is untouched
+    for k in (1, 3):
+        assert first.runs[k].loss_curve == second.runs[k].loss_curve
+        assert first.runs[k].state_error == second.runs[k].state_error
+    assert first.timeline_pred == second.timeline_pred
+    other = run_modes_benchmark(BenchModesConfig.smoke(steps=20, train_sequences=4, test_sequences=2,
+                                                       sequence_length=60, seed=1))
+    assert other.runs[3].loss_curve != first.runs[3].loss_curve
+
+
+def test_k3_identifies_the_true_modes_on_a_small_slds() -> None:
+    """Can fail: unsupervised mode discovery must recover the 3 true modes well above chance (~0.36).
+
+    Measured at this size (600 steps, ~10 s): seeds 0-9 all reach 0.93-0.96 with load balancing 1.0;
+    with DHAL's loss alone (load_balance_weight=0) seeds 2 and 3 merge two modes (~0.65), so seed 2
+    also checks that the load-balancing term does its job.
+    """
+    result = run_modes_benchmark(BenchModesConfig.smoke(seed=2, steps=600, train_sequences=32, test_sequences=8,
+                                                        sequence_length=200, baseline=False))
+    assert result.accuracy >= 0.85, result.summary()
+    assert min(result.runs[3].occupancy) > 0.2
