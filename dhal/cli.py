@@ -3,6 +3,7 @@
     dhal sim --policy scripted --seconds 8     roll out, render env 0, plot
     dhal bench env --sizes 64 512              env vs its own physics throughput
     dhal bench update --preset paper           cost of one PPO update at a preset's sizes
+    dhal bench modes --out-dir outputs/modes   mode identification on a switching linear system
     dhal train --preset cpu --iterations 1000  multi-critic PPO + hybrid modes; --resume RUN_DIR
     dhal play RUN_DIR --command-vx 1.0         render a trained policy, coloured by mode
     dhal eval RUN_DIR --episodes 64            success rate, tracking, falls, mode statistics
@@ -18,6 +19,7 @@ from tyro.extras import SubcommandApp
 from dhal.commands import bench_env, bench_update, play, sim, train
 from dhal.commands import eval as eval_command
 from dhal.commands.errors import CommandError
+from dhal.policies.bench_modes import BenchModesConfig, run_modes_benchmark
 
 DESCRIPTION = "DHAL skateboarding stack: a Go1 on a skateboard in batched MuJoCo."
 
@@ -31,6 +33,7 @@ def build_app() -> SubcommandApp:
     bench = SubcommandApp()
     bench.command(name="env")(bench_env.BenchEnvConfig)
     bench.command(name="update")(bench_update.BenchUpdateConfig)
+    bench.command(name="modes")(BenchModesConfig)
     app.command(bench, name="bench", help="Measure throughput.")
     return app
 
@@ -42,6 +45,8 @@ def dispatch(config: object) -> None:
         print(bench_env.format_table(bench_env.run(config)))
         if config.json is not None:
             print(f"results: {config.json}")
+    elif isinstance(config, BenchModesConfig):
+        print(run_modes_benchmark(config).summary())
     elif isinstance(config, bench_update.BenchUpdateConfig):
         print(bench_update.run(config))
     elif isinstance(config, train.TrainCommandConfig):

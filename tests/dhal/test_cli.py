@@ -91,3 +91,11 @@ def test_bench_update_unknown_preset_is_a_named_error():
     result = run_dhal("bench", "update", "--preset", "huge")
     assert result.returncode == 2
     assert "huge" in result.stderr and "paper" in result.stderr
+
+
+def test_bench_modes_tiny_run_prints_accuracy_and_ratio(tmp_path):
+    result = run_dhal("bench", "modes", "--steps", "40", "--train-sequences", "4", "--test-sequences", "2",
+                      "--no-progress", "--out-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "mode accuracy" in result.stdout and "K=1 / K=3" in result.stdout
+    assert (tmp_path / "results.json").exists()
