@@ -79,13 +79,13 @@ def full_privileged(
     params: DomainParams,
     contact_history: torch.Tensor,
     noisy_past_frames: torch.Tensor,
-    pushing_feet: tuple[int, ...],
+    pushing_feet: slice,
 ) -> torch.Tensor:
     """DHAL's 1630-d critic input (for a 20-frame history and 100-step contact history)."""
     n = s.base_pos.shape[0]
     heights = (s.base_pos[:, 2:3] - HEIGHT_SCAN_OFFSET).clamp(-1.0, 1.0).expand(n, HEIGHT_SCAN_POINTS)
     ground_proj = s.foot_pos.clone()
-    ground_proj[:, list(pushing_feet), 2] = 0.0
+    ground_proj[:, pushing_feet, 2] = 0.0
     base = s.base_pos.unsqueeze(1)
     return torch.cat(
         (

@@ -22,6 +22,13 @@ FR, FL, RR, RL = (go1.LEGS.index(leg) for leg in ("FR", "FL", "RR", "RL"))
 PUSHING_FEET = (FR, RR)  # the feet that leave the board to push
 FREE_FEET = (FR, RR, RL)  # every foot but the attached FL
 
+# The same index sets as basic slices: slicing is a view, where indexing with a list allocates an
+# index tensor and a copy on every call (this runs every step).
+HIPS = slice(go1.HIP_INDICES[0], None, go1.HIP_INDICES[1] - go1.HIP_INDICES[0])
+PUSHING = slice(FR, None, RR - FR)
+assert tuple(range(len(go1.JOINT_NAMES)))[HIPS] == go1.HIP_INDICES
+assert tuple(range(len(go1.LEGS)))[PUSHING] == PUSHING_FEET
+
 
 @dataclass
 class RewardContext:
@@ -67,16 +74,16 @@ def feet_on_board(ctx: RewardContext) -> torch.Tensor:
 
 
 def contact_number(ctx: RewardContext) -> torch.Tensor:
-    on_board = feet_on_board_mask(ctx)
-    on_ground = feet_on_ground_mask(ctx)
-    pushing = list(PUSHING_FEET)
-    bonus = on_board.float().sum(-1) + 4.0 * on_board.all(-1).float()
-    penalty = (~on_board[:, pushing]).float().sum(-1) + on_ground[:, pushing].float().sum(-1)
+    on_board = feet_on_board_mask(ctx).float()
+    on_ground = feet_on_ground_mask(ctx)[:, PUSHING].float()
+    bonus = on_board.sum(-1) + 4.0 * on_board.prod(-1)
+    penalty = (1.0 - on_board[:, PUSHING]).sum(-1) + on_ground.sum(-1)
     return 2.0 * bonus - penalty
 
 
 def feet_distance(ctx: RewardContext) -> torch.Tensor:
-    total = marker_distance(ctx)[:, list(FREE_FEET)].sum(-1)
+    distance = marker_distance(ctx)
+    total = distance.sum(-1) - distance[:, FL]  # every foot but the attached FL
     return torch.exp(-ctx.cfg.feet_distance_sharpness * total)
 
 
@@ -85,8 +92,7 @@ def joint_pos_glide(ctx: RewardContext) -> torch.Tensor:
 
 
 def hip_pos_glide(ctx: RewardContext) -> torch.Tensor:
-    hips = list(go1.HIP_INDICES)
-    return torch.exp(-(ctx.state.joint_pos[:, hips] - ctx.glide_pose[hips]).square().sum(-1))
+    return torch.exp(-(ctx.state.joint_pos[:, HIPS] - ctx.glide_pose[HIPS]).square().sum(-1))
 
 
 # ---- push group -----------------------------------------------------------------------------
@@ -102,8 +108,7 @@ def track_ang_vel(ctx: RewardContext) -> torch.Tensor:
 
 
 def hip_pos_push(ctx: RewardContext) -> torch.Tensor:
-    hips = list(go1.HIP_INDICES)
-    return torch.exp(-(ctx.state.joint_pos[:, hips] - ctx.default_pose[hips]).square().sum(-1))
+    return torch.exp(-(ctx.state.joint_pos[:, HIPS] - ctx.default_pose[HIPS]).square().sum(-1))
 
 
 def orientation_push(ctx: RewardContext) -> torch.Tensor:

@@ -77,6 +77,7 @@ class SkateboardEnv:
         self.episode_sums = zeros(n, len(self.reward_table.term_names))  # [N, T]
         self.ctrl = zeros(n, self.sim.info.nu)
         self.default_pose = torch.tensor(go1.DEFAULT_POSE, device=dev)
+        self.free_feet = torch.tensor(rewards.FREE_FEET, device=dev)
         self.glide_pose = torch.tensor(go1.GLIDE_POSE, device=dev)
         self.keyframes = {k: self.sim.info.keyframes[k].to(dev) for k in KEYFRAMES}
 
@@ -118,7 +119,7 @@ class SkateboardEnv:
         self.episode_sums += breakdown.term_values
         reasons = terminations.check_terminations(s, self.cfg.terminations)
         reasons["diverged"] = diverged
-        terminated = torch.stack(list(reasons.values())).any(0)
+        terminated = torch.stack(tuple(reasons.values()), dim=-1).any(-1)
         truncated = (self.episode_length_buf >= self.max_episode_length) & ~terminated
 
         metrics = self._metrics(s, phase)
@@ -126,12 +127,12 @@ class SkateboardEnv:
 
         self._resample_commands()
         self._apply_pushes()
-        self._obs = self._build_observations(s, refill=None)
+        self._obs = self._build_observations(s, refill=None, phase=phase)
         # What the dynamics model must predict is the next observation's clean state, taken
         # here, before finished envs are reset.
         dynamics_targets = {
             "next_state": self.contract.dynamics_from_frame(self._clean_frame),
-            "next_contacts": self.foot_contact[:, list(rewards.FREE_FEET)].float(),
+            "next_contacts": self.foot_contact[:, self.free_feet].float(),
         }
         done_ids = (terminated | truncated).nonzero().squeeze(-1)
         extras: dict = {}
@@ -228,9 +229,11 @@ class SkateboardEnv:
                              r.push_velocity, self.generator)
 
     def _metrics(self, s: SkateState, phase: torch.Tensor) -> dict[str, torch.Tensor]:
+        # State fields come from this step's fresh snapshot; buffers the env updates in place
+        # (commands, gates) are copied.
         return {
-            "board_speed": s.deck_lin_vel_b[:, 0].clone(),
-            "base_height": s.base_pos[:, 2].clone(),
+            "board_speed": s.deck_lin_vel_b[:, 0],
+            "base_height": s.base_pos[:, 2],
             "attachment_error": s.attachment_error,
             "foot_contact": self.foot_contact.float(),
             "phase": phase,
@@ -238,7 +241,7 @@ class SkateboardEnv:
             "gate_push": self.gates["push"].clone(),
             "command_vx": self.commands[:, 0].clone(),
             "command_yaw_rate": self.commands[:, 2].clone(),
-            "yaw_rate": s.base_ang_vel_b[:, 2].clone(),
+            "yaw_rate": s.base_ang_vel_b[:, 2],
         }
 
     def _episode_log(self, ids: torch.Tensor, reasons: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -279,10 +282,12 @@ class SkateboardEnv:
             gate[ids] = indicators[name]
         self.episode_sums[ids] = 0.0
 
-    def _build_observations(self, s: SkateState, refill: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def _build_observations(self, s: SkateState, refill: torch.Tensor | None,
+                            phase: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Push the new noisy frame into the history (or fill it, for freshly reset envs)."""
-        values = observations.frame_values(s, self.commands, self.actions,
-                                           clock.phase_input(self._phase(), self.commands, self.cfg.clock), self.default_pose)
+        phase = self._phase() if phase is None else phase
+        phase_input = clock.phase_input(phase, self.commands, self.cfg.clock)
+        values = observations.frame_values(s, self.commands, self.actions, phase_input, self.default_pose)
         if self.cfg.observations.noise:
             noisy, clean = self.contract.build_frames(values, generator=self.generator)
         else:
@@ -294,7 +299,7 @@ class SkateboardEnv:
             self.history[refill] = noisy[refill].unsqueeze(1).expand(-1, self.contract.history_length, -1)
         if self.cfg.observations.critic == "full":
             privileged = observations.full_privileged(
-                s, clean, self.domain, self.contact_history, self.history[:, :-1], rewards.PUSHING_FEET)
+                s, clean, self.domain, self.contact_history, self.history[:, :-1], rewards.PUSHING)
         else:
             privileged = observations.lean_privileged(s, clean, self.domain, self.foot_contact, self.wheel_contact)
         # The proprio group is the history's newest frame, so both groups always agree.
