@@ -31,17 +31,17 @@ class SceneIndices:
     root_qvel: int
     board_qpos: int
     board_qvel: int
-    joint_qpos: torch.Tensor  # [12]
-    joint_qvel: torch.Tensor
-    actuators: torch.Tensor  # [12] actuator ids in contract joint order
-    foot_sites: torch.Tensor  # [4]
-    marker_sites: torch.Tensor  # [4]
+    joint_qpos: torch.Tensor | slice  # [12]; a slice where the indices are consecutive
+    joint_qvel: torch.Tensor | slice
+    actuators: torch.Tensor | slice  # [12] actuator ids in contract joint order
+    foot_sites: torch.Tensor | slice  # [4]
+    marker_sites: torch.Tensor | slice  # [4]
     mount_site: int
     trunk_body: int
     deck_body: int
-    foot_touch: torch.Tensor  # sensordata columns [4]
-    wheel_touch: torch.Tensor  # [4]
-    collision_touch: torch.Tensor  # [8]
+    foot_touch: torch.Tensor | slice  # sensordata columns [4]
+    wheel_touch: torch.Tensor | slice  # [4]
+    collision_touch: torch.Tensor | slice  # [8]
 
     @staticmethod
     def resolve(info: ModelInfo, device: torch.device) -> SceneIndices:
@@ -53,7 +53,10 @@ class SceneIndices:
         if missing:
             raise KeyError(f"model has no actuator driving joints {missing}")
 
-        def ids(values: list[int]) -> torch.Tensor:
+        def ids(values: list[int]) -> torch.Tensor | slice:
+            # A run of consecutive indices becomes a slice: reading it is a view, not a gather.
+            if values == list(range(values[0], values[0] + len(values))):
+                return slice(values[0], values[0] + len(values))
             return torch.tensor(values, dtype=torch.long, device=device)
 
         return SceneIndices(
@@ -113,7 +116,8 @@ def derive_state(sim: SimState, idx: SceneIndices) -> SkateState:
     n = base_quat.shape[0]
     # Batched over (base, deck) and (velocity, gravity): fewer, larger tensor ops per step.
     rpy = quat_to_rpy(torch.stack((base_quat, deck_quat), dim=1))
-    gravity = torch.tensor([0.0, 0.0, -1.0], device=sim.qpos.device).expand(n, 3)
+    gravity = torch.zeros(n, 3, device=sim.qpos.device)
+    gravity[:, 2] = -1.0
     quats = torch.stack((base_quat, base_quat, deck_quat), dim=1)
     # MuJoCo free joints: linear velocity in the world frame, angular in the body frame.
     in_body = quat_rotate_inverse(quats, torch.stack((root_v[:, :3], gravity, board_v[:, :3]), dim=1))
