@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Plot a training run's key TensorBoard scalars into one PNG (for runs brought back from a GPU).
 
-    python scripts/gpu/plot_tensorboard.py EVENTS_FILE OUT.png
+    python scripts/plot_tensorboard.py EVENTS_FILE OUT.png
 """
 
 from __future__ import annotations
