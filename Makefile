@@ -16,7 +16,9 @@ demo: system-deps $(VENV)/.installed
 	MUJOCO_GL=egl $(VENV)/bin/dhal sim --policy scripted --seconds 8 --out $(DEMO_OUT)
 	@echo "demo video: $(DEMO_OUT)/rollout.mp4"
 
+# The type checker resolves `dhal.*` through the dhal/ links, as an installed package would.
 test: system-deps $(VENV)/.installed
+	$(VENV)/bin/mypy
 	MUJOCO_GL=egl $(VENV)/bin/python -m pytest -q
 
 # Installs only the packages that are missing; does nothing off Debian.
