@@ -20,6 +20,7 @@ import tyro
 
 from dhal.commands.env_options import open_env, parse_overrides
 from dhal.commands.errors import CommandError
+from dhal.commands.video_options import VideoOptions
 
 if TYPE_CHECKING:
     from dhal.policies.inference import LoadedPolicy
@@ -91,7 +92,7 @@ def command_text(cfg: CheckpointOptions) -> str:
 
 
 @dataclass
-class PlayConfig(CheckpointOptions):
+class PlayConfig(VideoOptions, CheckpointOptions):
     """Render a trained policy with the robot coloured by its mode, and plot modes against contacts."""
 
     seconds: float = 20.0
@@ -100,12 +101,6 @@ class PlayConfig(CheckpointOptions):
     """Parallel envs (only env 0 is rendered and plotted)."""
     out: Path = Path("outputs/play")
     """Folder for play.mp4, play.png and play.npz."""
-    video: bool = True
-    """Render env 0 to an mp4 (--no-video to skip, e.g. without headless OpenGL)."""
-    width: int = 640
-    """Video width in pixels."""
-    height: int = 480
-    """Video height in pixels."""
 
 
 @dataclass(frozen=True)

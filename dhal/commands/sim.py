@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from dhal.commands.env_options import EnvOptions, open_env
 from dhal.commands.errors import CommandError
+from dhal.commands.video_options import VideoOptions
 from dhal.commands.policies import PolicyName, make_policy
 from dhal.commands.rollout_record import RolloutRecorder, plot_rollout, save_arrays
 from dhal.envs.api import BatchedEnv
@@ -22,7 +23,7 @@ DATA_NAME = "rollout.npz"
 
 
 @dataclass
-class SimConfig(EnvOptions):
+class SimConfig(VideoOptions, EnvOptions):
     """Roll out a zero, random or scripted policy; write a video of env 0 and a plot."""
 
     policy: PolicyName = "zero"
@@ -33,12 +34,6 @@ class SimConfig(EnvOptions):
     """Simulated time."""
     out: Path = Path("outputs/sim")
     """Folder for the video, the plot and the recorded data."""
-    video: bool = True
-    """Render env 0 to an mp4 (--no-video to skip, e.g. without headless OpenGL)."""
-    width: int = 640
-    """Video width in pixels."""
-    height: int = 480
-    """Video height in pixels."""
 
 
 @dataclass(frozen=True)

@@ -461,6 +461,35 @@ class MujocoBatchSimulator:
         )
 
 
+def keyframe_control_bank(
+    model: mujoco.MjModel, keyframe: str | int | None, num_envs: int, noise: float, seed: int, size: int = 16
+) -> tuple[int, np.ndarray]:
+    """(keyframe index or -1, controls [size, num_envs, nu]) for the bare-stepping benchmarks:
+    the keyframe's ctrl (where it is all zero: the keyframe qpos of each joint-driven actuator's
+    joint, i.e. position targets) plus N(0, noise), clipped to ctrlrange. Default keyframe: the
+    first one, if the model has any."""
+    key = -1
+    if isinstance(keyframe, str):
+        key = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_KEY, keyframe)
+        if key < 0:
+            raise KeyError(f"model has no keyframe named {keyframe!r}")
+    elif keyframe is not None:
+        key = int(keyframe)
+    elif model.nkey > 0:
+        key = 0
+    target = model.key_ctrl[key].copy() if key >= 0 else np.zeros(model.nu)
+    qpos = model.key_qpos[key] if key >= 0 else model.qpos0
+    if not target.any():
+        for i in range(model.nu):
+            if int(model.actuator_trntype[i]) == int(mujoco.mjtTrn.mjTRN_JOINT):
+                target[i] = qpos[model.jnt_qposadr[model.actuator_trnid[i, 0]]]
+    rng = np.random.default_rng(seed)
+    bank = target + noise * rng.standard_normal((size, num_envs, model.nu))
+    limited = model.actuator_ctrllimited.astype(bool)
+    lo, hi = model.actuator_ctrlrange[:, 0], model.actuator_ctrlrange[:, 1]
+    return key, np.where(limited, np.clip(bank, lo, hi), bank)
+
+
 def raw_step_throughput(
     xml_path: str | Path,
     num_envs: int,
@@ -487,31 +516,8 @@ def raw_step_throughput(
     model = mujoco.MjModel.from_xml_path(str(xml_path))
     nthread = default_nthread() if nthread is None else int(nthread)
     b = mjbatch.Batch(model, num_envs, nthread)
-    key = -1
-    if isinstance(keyframe, str):
-        key = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_KEY, keyframe)
-        if key < 0:
-            raise KeyError(f"model has no keyframe named {keyframe!r}")
-    elif keyframe is not None:
-        key = int(keyframe)
-    elif model.nkey > 0:
-        key = 0
+    key, bank = keyframe_control_bank(model, keyframe, num_envs, noise, seed)
     b.reset(None, keyframe=key)
-    target = np.zeros(model.nu)
-    if key >= 0:
-        target = model.key_ctrl[key].copy()
-        qpos = model.key_qpos[key]
-    else:
-        qpos = model.qpos0
-    if not target.any():
-        for i in range(model.nu):
-            if int(model.actuator_trntype[i]) == int(mujoco.mjtTrn.mjTRN_JOINT):
-                target[i] = qpos[model.jnt_qposadr[model.actuator_trnid[i, 0]]]
-    rng = np.random.default_rng(seed)
-    bank = target + noise * rng.standard_normal((16, num_envs, model.nu))
-    limited = model.actuator_ctrllimited.astype(bool)
-    lo, hi = model.actuator_ctrlrange[:, 0], model.actuator_ctrlrange[:, 1]
-    bank = np.where(limited, np.clip(bank, lo, hi), bank)
     ctrl = b.bind("ctrl")
     stage_value = int(_STAGES[stage])
 

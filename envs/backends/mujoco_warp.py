@@ -76,7 +76,7 @@ if not os.environ.get("DHAL_WARP_VERBOSE") and wp.config.log_level <= wp.LOG_INF
     wp.config.log_level = wp.LOG_WARNING
 
 from .base import ModelInfo, SimState, SimulationDiverged
-from .mujoco_batch import build_model_info, ctrl_history_columns
+from .mujoco_batch import build_model_info, ctrl_history_columns, keyframe_control_bank
 
 __all__ = [
     "DEFAULT_NCONMAX",
@@ -683,32 +683,10 @@ def raw_step_throughput_warp(
     torch_device, wp_name = _resolve_device(device)
     wp_device = wp.get_device(wp_name)
     model = mujoco.MjModel.from_xml_path(str(xml_path))
-    key = -1
-    if isinstance(keyframe, str):
-        key = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_KEY, keyframe)
-        if key < 0:
-            raise KeyError(f"model has no keyframe named {keyframe!r}")
-    elif keyframe is not None:
-        key = int(keyframe)
-    elif model.nkey > 0:
-        key = 0
     batched = list(dict.fromkeys(randomized_fields))
     if {"body_mass", "body_inertia", "body_ipos", "dof_armature"} & set(batched):
         batched += [f for f in _DERIVED_CONST_FIELDS if f not in batched]
-    target = np.zeros(model.nu)
-    qpos = model.qpos0
-    if key >= 0:
-        target = model.key_ctrl[key].copy()
-        qpos = model.key_qpos[key]
-    if not target.any():
-        for i in range(model.nu):
-            if int(model.actuator_trntype[i]) == int(mujoco.mjtTrn.mjTRN_JOINT):
-                target[i] = qpos[model.jnt_qposadr[model.actuator_trnid[i, 0]]]
-    rng = np.random.default_rng(seed)
-    bank_np = target + noise * rng.standard_normal((16, num_envs, model.nu))
-    limited = model.actuator_ctrllimited.astype(bool)
-    lo, hi = model.actuator_ctrlrange[:, 0], model.actuator_ctrlrange[:, 1]
-    bank_np = np.where(limited, np.clip(bank_np, lo, hi), bank_np)
+    key, bank_np = keyframe_control_bank(model, keyframe, num_envs, noise, seed)
     bank = torch.as_tensor(bank_np, dtype=torch.float32, device=torch_device)
 
     with wp.ScopedDevice(wp_device):

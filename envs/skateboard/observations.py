@@ -73,6 +73,20 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0], -1)
 
 
+def _common_privileged(s: SkateState, clean_frame: torch.Tensor, params: DomainParams) -> tuple[torch.Tensor, ...]:
+    """The blocks both critic variants start with: the clean frame, the body velocity and the
+    randomised robot parameters (payload, friction, motor strength)."""
+    return (
+        clean_frame,
+        s.base_lin_vel_b * 2.0,
+        params.payload_mass.unsqueeze(-1),
+        params.payload_offset,
+        params.friction.unsqueeze(-1),
+        params.kp_factor - 1.0,
+        params.kd_factor - 1.0,
+    )
+
+
 def full_privileged(
     s: SkateState,
     clean_frame: torch.Tensor,
@@ -89,13 +103,7 @@ def full_privileged(
     base = s.base_pos.unsqueeze(1)
     return torch.cat(
         (
-            clean_frame,
-            s.base_lin_vel_b * 2.0,
-            params.payload_mass.unsqueeze(-1),
-            params.payload_offset,
-            params.friction.unsqueeze(-1),
-            params.kp_factor - 1.0,
-            params.kd_factor - 1.0,
+            *_common_privileged(s, clean_frame, params),
             _flat(contact_history),
             heights,
             _flat(s.marker_pos - s.foot_pos) * 0.1,
@@ -125,13 +133,7 @@ def lean_privileged(
 
     return torch.cat(
         (
-            clean_frame,
-            s.base_lin_vel_b * 2.0,
-            params.payload_mass.unsqueeze(-1),
-            params.payload_offset,
-            params.friction.unsqueeze(-1),
-            params.kp_factor - 1.0,
-            params.kd_factor - 1.0,
+            *_common_privileged(s, clean_frame, params),
             foot_contact.float(),
             wheel_contact.float(),
             s.base_pos[:, 2:3],
