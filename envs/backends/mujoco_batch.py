@@ -359,13 +359,7 @@ class MujocoBatchSimulator:
 
     def nominal_field(self, name: str) -> torch.Tensor:
         """A copy of the compiled model's value of `name` (never randomised)."""
-        if name.startswith("opt."):
-            value = getattr(self.model.opt, name[4:], None)
-        else:
-            value = getattr(self.model, name, None)
-        if value is None or isinstance(value, (str, bytes)):
-            raise KeyError(f"MjModel has no array field {name!r}")
-        return torch.from_numpy(np.array(value, copy=True))
+        return torch.from_numpy(model_field_copy(self.model, name))
 
     def commit_model(self) -> None:
         """mj_setConst per env, so constants derived from edited fields follow them."""
@@ -459,6 +453,14 @@ class MujocoBatchSimulator:
             f"MujocoBatchSimulator({str(self.xml_path)!r}, num_envs={self.num_envs}, "
             f"nthread={self.nthread})"
         )
+
+
+def model_field_copy(model: mujoco.MjModel, name: str) -> np.ndarray:
+    """A copy of an MjModel array field, or of an option field named 'opt.<name>'."""
+    value = getattr(model.opt, name[4:], None) if name.startswith("opt.") else getattr(model, name, None)
+    if value is None or isinstance(value, (str, bytes)):
+        raise KeyError(f"MjModel has no array field {name!r}")
+    return np.array(value, copy=True)
 
 
 def keyframe_control_bank(

@@ -76,7 +76,7 @@ if not os.environ.get("DHAL_WARP_VERBOSE") and wp.config.log_level <= wp.LOG_INF
     wp.config.log_level = wp.LOG_WARNING
 
 from .base import ModelInfo, SimState, SimulationDiverged
-from .mujoco_batch import build_model_info, ctrl_history_columns, keyframe_control_bank
+from .mujoco_batch import build_model_info, ctrl_history_columns, keyframe_control_bank, model_field_copy
 
 __all__ = [
     "DEFAULT_NCONMAX",
@@ -577,13 +577,7 @@ class MujocoWarpSimulator:
     def nominal_field(self, name: str) -> torch.Tensor:
         """The compiled model's value of `name` on `device` (the MjModel's dtype; never
         randomised)."""
-        if name.startswith("opt."):
-            value = getattr(self.model.opt, name[4:], None)
-        else:
-            value = getattr(self.model, name, None)
-        if value is None or isinstance(value, (str, bytes)):
-            raise KeyError(f"MjModel has no array field {name!r}")
-        return torch.as_tensor(np.array(value, copy=True), device=self.device)
+        return torch.as_tensor(model_field_copy(self.model, name), device=self.device)
 
     def commit_model(self) -> None:
         """mujoco_warp.set_const (subtree masses, inverse weights, actuator_acc0, ... per world),
