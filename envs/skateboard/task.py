@@ -68,7 +68,6 @@ class SkateboardEnv:
         self.commands = zeros(n, 3)
         self.gates = {"glide": zeros(n), "push": zeros(n)}
         self.actions, self.last_actions = zeros(n, j), zeros(n, j)
-        self.targets = zeros(n, j)
         self.last_joint_vel, self.last_torques = zeros(n, j), zeros(n, j)
         self.raw_foot_contact, self.foot_contact = zeros(n, 4, dtype=torch.bool), zeros(n, 4, dtype=torch.bool)
         self.raw_wheel_contact, self.wheel_contact = zeros(n, 4, dtype=torch.bool), zeros(n, 4, dtype=torch.bool)
@@ -187,7 +186,6 @@ class SkateboardEnv:
             bad = torch.tensor(err.env_ids, dtype=torch.long, device=self.device)
             diverged[bad] = True
             self._set_pose(bad)
-        self.targets = targets
         return diverged
 
     def _update_contacts(self, s: SkateState) -> None:
@@ -265,7 +263,6 @@ class SkateboardEnv:
         ctrl = torch.zeros(len(ids), self.sim.info.nu, device=self.device)
         ctrl[:, self.idx.actuators] = pose
         self.sim.set_state(ids, qpos, torch.zeros(len(ids), self.sim.info.nv, device=self.device), ctrl)
-        self.targets[ids] = pose
 
     def _reset_envs(self, ids: torch.Tensor) -> None:
         if len(ids) == 0:
