@@ -77,6 +77,8 @@ class Contract:
     history_length: int
     control_dt: float
     clock_period: float
+    # The phase input is zeroed while |command| is below this (the robot is asked to stand still).
+    phase_input_threshold: float = 0.1
     dynamics_terms: tuple[str, ...] = DHAL_DYNAMICS_TERMS
     observation_clip: float = 100.0
     extra: dict[str, str] = field(default_factory=dict)
@@ -229,6 +231,7 @@ def go1_contract(
     action_scale: float = 0.25,
     action_limit: float = 3.0,
     noise: Mapping[str, float] | None = None,
+    phase_input_threshold: float = 0.1,
 ) -> Contract:
     return Contract(
         joint_names=go1.JOINT_NAMES,
@@ -242,4 +245,5 @@ def go1_contract(
         history_length=history_length,
         control_dt=control_dt,
         clock_period=clock_period,
+        phase_input_threshold=phase_input_threshold,
     )

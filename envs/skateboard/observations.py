@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dhal.envs.math import quat_rotate_inverse
+from dhal.envs.math import quat_rotate_inverse, quat_to_rpy
 from dhal.envs.robots import go1
 from dhal.envs.skateboard.state import SkateState
 
@@ -49,24 +49,49 @@ class DomainParams:
         )
 
 
+@dataclass
+class ProprioSignals:
+    """What the robot measures about itself, in contract joint order: the same four signals come
+    from the simulator's state here and from JointState/Imu messages on the robot (deploy/)."""
+
+    base_quat: torch.Tensor  # [N, 4] w, x, y, z: trunk orientation (the IMU's)
+    base_ang_vel_b: torch.Tensor  # [N, 3] trunk angular velocity in the trunk frame (the gyro)
+    joint_pos: torch.Tensor  # [N, 12]
+    joint_vel: torch.Tensor  # [N, 12]
+
+
 def frame_values(
-    s: SkateState,
+    signals: ProprioSignals,
     commands: torch.Tensor,
     last_action: torch.Tensor,
     phase_input: torch.Tensor,
     default_pose: torch.Tensor,
 ) -> dict[str, torch.Tensor]:
-    """The actor frame's terms in physical units (Contract applies scales and noise)."""
+    """The actor frame's terms in physical units (Contract applies scales and noise). Used by the
+    env and, unchanged, by the deploy observation builder."""
+    quat = signals.base_quat
+    down = torch.zeros(quat.shape[0], 3, dtype=quat.dtype, device=quat.device)
+    down[:, 2] = -1.0
     return {
-        "base_rp": s.base_rpy[:, :2],
-        "base_ang_vel": s.base_ang_vel_b,
-        "projected_gravity": s.projected_gravity,
+        "base_rp": quat_to_rpy(quat)[:, :2],
+        "base_ang_vel": signals.base_ang_vel_b,
+        "projected_gravity": quat_rotate_inverse(quat, down),
         "command": commands,
-        "joint_pos": s.joint_pos - default_pose,
-        "joint_vel": s.joint_vel,
+        "joint_pos": signals.joint_pos - default_pose,
+        "joint_vel": signals.joint_vel,
         "last_action": last_action,
         "phase": phase_input.unsqueeze(-1),
     }
+
+
+def push_frame(history: torch.Tensor, frame: torch.Tensor, refill: torch.Tensor | None) -> torch.Tensor:
+    """The history [N, H, F] (oldest first) after adding `frame` [N, F]: shifted in, or, for the
+    envs in `refill` (fresh episodes), every slot set to it. Returns a new tensor for the shift and
+    writes in place for a refill, as the env's buffers expect."""
+    if refill is None:
+        return torch.cat((history[:, 1:], frame.unsqueeze(1)), dim=1)
+    history[refill] = frame[refill].unsqueeze(1).expand(-1, history.shape[1], -1)
+    return history
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:

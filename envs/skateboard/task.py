@@ -42,6 +42,7 @@ class SkateboardEnv:
         self.contract: Contract = go1_contract(
             history_length=obs_cfg.history_length, control_dt=self.step_dt, clock_period=cfg.clock.period_s,
             action_scale=cfg.action.scale, action_limit=cfg.action.limit, noise=obs_cfg.noise_std or None,
+            phase_input_threshold=cfg.clock.phase_input_threshold,
         )
         self.action_low, self.action_high = -cfg.action.limit, cfg.action.limit
         self.idx = SceneIndices.resolve(sim.info, self.device)
@@ -284,16 +285,14 @@ class SkateboardEnv:
         """Push the new noisy frame into the history (or fill it, for freshly reset envs)."""
         phase = self._phase() if phase is None else phase
         phase_input = clock.phase_input(phase, self.commands, self.cfg.clock)
-        values = observations.frame_values(s, self.commands, self.actions, phase_input, self.default_pose)
+        signals = observations.ProprioSignals(s.base_quat, s.base_ang_vel_b, s.joint_pos, s.joint_vel)
+        values = observations.frame_values(signals, self.commands, self.actions, phase_input, self.default_pose)
         if self.cfg.observations.noise:
             noisy, clean = self.contract.build_frames(values, generator=self.generator)
         else:
             noisy = clean = self.contract.build_frame(values)
         self._clean_frame = clean
-        if refill is None:
-            self.history = torch.cat((self.history[:, 1:], noisy.unsqueeze(1)), dim=1)
-        else:
-            self.history[refill] = noisy[refill].unsqueeze(1).expand(-1, self.contract.history_length, -1)
+        self.history = observations.push_frame(self.history, noisy, refill)
         if self.cfg.observations.critic == "full":
             privileged = observations.full_privileged(
                 s, clean, self.domain, self.contact_history, self.history[:, :-1], rewards.PUSHING)
