@@ -7,6 +7,8 @@
     dhal train --preset cpu --iterations 1000  multi-critic PPO + hybrid modes; --resume RUN_DIR
     dhal play RUN_DIR --command-vx 1.0         render a trained policy, coloured by mode
     dhal eval RUN_DIR --episodes 64            success rate, tracking, falls, mode statistics
+    dhal export RUN_DIR --out policy.onnx      deterministic policy + contract metadata as ONNX
+    dhal bench export RUN_DIR                  inference latency paced at the control rate
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Sequence
 
 from tyro.extras import SubcommandApp
 
-from dhal.commands import bench_env, bench_update, play, sim, train
+from dhal.commands import bench_env, bench_update, export, play, sim, train
 from dhal.commands import eval as eval_command
 from dhal.commands.errors import CommandError
 from dhal.policies.bench_modes import BenchModesConfig, run_modes_benchmark
@@ -30,10 +32,12 @@ def build_app() -> SubcommandApp:
     app.command(name="train")(train.TrainCommandConfig)
     app.command(name="play")(play.PlayConfig)
     app.command(name="eval")(eval_command.EvalConfig)
+    app.command(name="export")(export.ExportConfig)
     bench = SubcommandApp()
     bench.command(name="env")(bench_env.BenchEnvConfig)
     bench.command(name="update")(bench_update.BenchUpdateConfig)
     bench.command(name="modes")(BenchModesConfig)
+    bench.command(name="export")(export.BenchExportConfig)
     app.command(bench, name="bench", help="Measure throughput.")
     return app
 
@@ -55,6 +59,10 @@ def dispatch(config: object) -> None:
         print(play.report(play.run(config)))
     elif isinstance(config, eval_command.EvalConfig):
         print(eval_command.report(eval_command.run(config)))
+    elif isinstance(config, export.ExportConfig):
+        print(export.run_export(config))
+    elif isinstance(config, export.BenchExportConfig):
+        print(export.run_bench_export(config))
     else:
         raise TypeError(f"no command for {type(config).__name__}")
 

@@ -158,7 +158,8 @@ class DHALActor(MLPModel):
 
 
 class _DHALPolicyExport(nn.Module):
-    """history [B, H*F] -> (actions [B, A], mode_probs [B, K]) on the deterministic path.
+    """history [B, H*F] -> (actions [B, A], mode_probs [B, K], latent [B, L]) on the deterministic
+    path (argmax mode, that mode's mean latent, the action distribution's mean).
 
     Only the classifier, the encoders and the actor MLP are copied; the decoders stay behind."""
 
@@ -176,7 +177,7 @@ class _DHALPolicyExport(nn.Module):
         self.mlp = copy.deepcopy(actor.mlp)
         self.deterministic_output = actor.distribution.as_deterministic_output_module()
 
-    def forward(self, history: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, history: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         probs = torch.softmax(self.classifier(history), dim=-1)
         mode = torch.argmax(probs, dim=-1)
         mus = []
@@ -187,7 +188,7 @@ class _DHALPolicyExport(nn.Module):
         latent = mu.gather(1, index).squeeze(1)
         frame = history[:, self.history_size - self.frame_size:]
         actions = self.deterministic_output(self.mlp(torch.cat([frame, latent], dim=-1)))
-        return actions, probs
+        return actions, probs, latent
 
     @torch.jit.export
     def reset(self) -> None:
@@ -202,4 +203,4 @@ class _DHALPolicyExport(nn.Module):
 
     @property
     def output_names(self) -> list[str]:
-        return ["actions", "mode_probs"]
+        return ["actions", "mode_probs", "latent"]

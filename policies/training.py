@@ -386,7 +386,8 @@ class DHALRunner(OnPolicyRunner):
 # ---- export -----------------------------------------------------------------------------------------
 
 def export_onnx(alg_or_actor: Any, path: str | Path, dynamo: bool = False) -> Path:
-    """The deterministic policy history [B, H*F] -> (actions, mode_probs) as ONNX, dynamic batch.
+    """The deterministic policy history [B, H*F] -> (actions, mode_probs, latent) as ONNX, dynamic
+    batch. deploy/export.py adds the contract as metadata and checks ONNX Runtime against torch.
 
     `dynamo=False` (TorchScript-based exporter): one file, 0.2 s (LEARNER.md §4)."""
     actor = alg_or_actor.get_policy() if hasattr(alg_or_actor, "get_policy") else alg_or_actor

@@ -22,6 +22,16 @@ from dhal.envs.skateboard.state import SceneIndices, SkateState, derive_state
 KEYFRAMES = ("push", "glide")
 
 
+def task_contract(cfg: SkateboardConfig) -> Contract:
+    """The observation/action contract of a task config: what export writes into the policy file."""
+    obs_cfg = cfg.observations
+    return go1_contract(
+        history_length=obs_cfg.history_length, control_dt=cfg.control_dt, clock_period=cfg.clock.period_s,
+        action_scale=cfg.action.scale, action_limit=cfg.action.limit, noise=obs_cfg.noise_std or None,
+        phase_input_threshold=cfg.clock.phase_input_threshold,
+    )
+
+
 class SkateboardEnv:
     """N Go1-on-skateboard environments; satisfies `dhal.envs.api.BatchedEnv`."""
 
@@ -39,11 +49,7 @@ class SkateboardEnv:
         self.max_episode_length = int(round(cfg.sim.episode_length_s / self.step_dt))
         self.reward_group_names = cfg.rewards.groups
         obs_cfg = cfg.observations
-        self.contract: Contract = go1_contract(
-            history_length=obs_cfg.history_length, control_dt=self.step_dt, clock_period=cfg.clock.period_s,
-            action_scale=cfg.action.scale, action_limit=cfg.action.limit, noise=obs_cfg.noise_std or None,
-            phase_input_threshold=cfg.clock.phase_input_threshold,
-        )
+        self.contract: Contract = task_contract(cfg)
         self.action_low, self.action_high = -cfg.action.limit, cfg.action.limit
         self.idx = SceneIndices.resolve(sim.info, self.device)
         self.generator = torch.Generator(self.device).manual_seed(seed)

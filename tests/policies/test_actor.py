@@ -97,16 +97,17 @@ def test_onnx_export_matches_the_inference_policy(tmp_path):
     model = onnx.load(str(path))
     onnx.checker.check_model(model)
     assert [i.name for i in model.graph.input] == ["history"]
-    assert [o.name for o in model.graph.output] == ["actions", "mode_probs"]
+    assert [o.name for o in model.graph.output] == ["actions", "mode_probs", "latent"]
     from onnx.reference import ReferenceEvaluator
 
     history = obs["history"].numpy()
-    actions, probs = ReferenceEvaluator(model).run(None, {"history": history})  # dynamic batch of 3
+    actions, probs, latent = ReferenceEvaluator(model).run(None, {"history": history})  # dynamic batch of 3
     with torch.no_grad():
         expected = actor(obs)
     assert actions.shape == (3, 12)
     assert torch.allclose(torch.from_numpy(actions), expected, atol=1e-5)
     assert torch.allclose(torch.from_numpy(probs), actor.last_mode_probs, atol=1e-5)
+    assert latent.shape == (3, actor.modes_cfg.latent_dim)
 
 
 def test_torchscript_export_matches_the_inference_policy():
@@ -116,6 +117,6 @@ def test_torchscript_export_matches_the_inference_policy():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.script is deprecated in torch 2.13
         scripted = torch.jit.script(actor.as_jit())
     with torch.no_grad():
-        actions, probs = scripted(obs["history"])
+        actions, probs, _ = scripted(obs["history"])
         assert torch.equal(actions, actor(obs))
     assert torch.equal(probs, actor.last_mode_probs)
