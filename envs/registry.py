@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import dhal.assets
+from dhal.assets.terrain import terrain_scene
 from dhal.envs.api import BatchedEnv
 from dhal.envs.backends import make_simulator
 from dhal.envs.overrides import apply_overrides
@@ -63,5 +64,5 @@ def make_env(
     overrides: Mapping[str, Any] | None = None,
 ) -> BatchedEnv:
     cfg = make_config(task, overrides)
-    sim = make_simulator(backend, scene_path(cfg.scene), num_envs, device=device)
+    sim = make_simulator(backend, terrain_scene(scene_path(cfg.scene), cfg.terrain), num_envs, device=device)
     return SkateboardEnv(cfg, sim, seed=seed)

@@ -4,7 +4,10 @@ Success (after the DHAL paper) is a pure function of an episode's summary, `epis
 an episode succeeds when it
 * completes at least one full push/glide cycle: it lasts at least the clock period and spends
   some time in the push phase and some in the glide phase (the clock's hard indicator:
-  push while sin(2 pi t / T) >= push_threshold and the command is not "stand still");
+  push while sin(2 pi t / T) >= push_threshold and the command is not "stand still"), and the
+  robot really did it: the pushing feet (FR, RR) were seen both to leave the board and to
+  return to it (paper: "at least one full board-mount and dismount cycle"), so that a board that
+  merely rolls down a slope under a standing robot is no success;
 * moves the board more than 5 m (path length: the integral of |board forward speed| over time);
 * ends by the time limit, not by any termination (fall, tilt, yaw mismatch, divergence, ...);
 * never detaches the FL foot (attachment error above the termination threshold).
@@ -40,6 +43,7 @@ from dhal.policies.metrics import contact_pattern_labels, normalized_mutual_info
 TIME_OUT = "time_out"
 FAILURE_NAMES = ("terminated", "detached", "no_full_cycle", "short_distance")
 FREE_FOOT_NAMES = ("FR", "RR", "RL")  # the order of the env's next_contacts (rewards.FREE_FEET)
+PUSHING_FEET = (0, 2)  # FR, RR in the env's foot order (go1.LEGS): the feet that leave the board
 _TIME_EPS = 1e-6
 
 # matplotlib's tab10, so the video and the plots use the same colour per mode
@@ -63,11 +67,18 @@ class SuccessCriterion:
     min_distance_m: float = 5.0
     cycle_s: float = 4.0  # the push/glide clock period
     max_attachment_error_m: float = 0.05  # the env's detachment threshold
+    # A pushing foot counts as on the board within mount_radius_m of its deck marker (the glide
+    # rewards' on-board radius) and as off it beyond dismount_radius_m; the gap keeps a foot
+    # hovering near the edge from counting as many mounts.
+    mount_radius_m: float = 0.06
+    dismount_radius_m: float = 0.12
 
     def describe(self) -> str:
-        return (f"at least one full push/glide cycle ({self.cycle_s:g} s with time in both phases), board "
-                f"path > {self.min_distance_m:g} m, ended by the time limit (no termination), FL foot never "
-                f"further than {self.max_attachment_error_m:g} m from its mount")
+        return (f"at least one full push/glide cycle ({self.cycle_s:g} s with time in both phases, and the "
+                f"pushing feet seen both off the board (> {self.dismount_radius_m:g} m from their markers) and "
+                f"back on it (< {self.mount_radius_m:g} m)), board path > {self.min_distance_m:g} m, ended by "
+                f"the time limit (no termination), FL foot never further than {self.max_attachment_error_m:g} m "
+                "from its mount")
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,9 @@ class EpisodeOutcome:
     glide_s: float  # time in the glide phase
     termination_reasons: tuple[str, ...] = ()  # empty: the episode ended by its time limit
     max_attachment_error_m: float = 0.0
+    # Changes between "pushing feet on the board" and "off it" (mount_transitions); >= 2 is a
+    # mount and a dismount. None where the rollout did not record the feet (not checked then).
+    mount_transitions: int | None = None
 
 
 def episode_failures(outcome: EpisodeOutcome, criterion: SuccessCriterion = SuccessCriterion()) -> tuple[str, ...]:
@@ -87,7 +101,8 @@ def episode_failures(outcome: EpisodeOutcome, criterion: SuccessCriterion = Succ
         failures.append("terminated")
     if "detached" in outcome.termination_reasons or outcome.max_attachment_error_m > criterion.max_attachment_error_m:
         failures.append("detached")
-    if outcome.length_s < criterion.cycle_s - _TIME_EPS or outcome.push_s <= 0.0 or outcome.glide_s <= 0.0:
+    if outcome.length_s < criterion.cycle_s - _TIME_EPS or outcome.push_s <= 0.0 or outcome.glide_s <= 0.0 \
+            or (outcome.mount_transitions is not None and outcome.mount_transitions < 2):
         failures.append("no_full_cycle")
     if not outcome.distance_m > criterion.min_distance_m:
         failures.append("short_distance")
@@ -101,7 +116,19 @@ def is_success(outcome: EpisodeOutcome, criterion: SuccessCriterion = SuccessCri
 def criterion_for(env: Any, min_distance_m: float = 5.0) -> SuccessCriterion:
     cfg = env.cfg
     return SuccessCriterion(min_distance_m=min_distance_m, cycle_s=float(cfg.clock.period_s),
-                            max_attachment_error_m=float(cfg.terminations.max_attachment_error))
+                            max_attachment_error_m=float(cfg.terminations.max_attachment_error),
+                            mount_radius_m=float(cfg.rewards.on_board_radius))
+
+
+def mount_transitions(marker_distance: np.ndarray, criterion: SuccessCriterion) -> int:
+    """How often the pushing feet went from on the board to off it or back, over an episode's
+    per-step foot-to-marker distances [T, 4]. On: every pushing foot within mount_radius_m; off:
+    any beyond dismount_radius_m; in between the previous state holds."""
+    pushing = np.asarray(marker_distance)[:, PUSHING_FEET]
+    state = np.where((pushing < criterion.mount_radius_m).all(-1), 1,
+                     np.where((pushing > criterion.dismount_radius_m).any(-1), -1, 0))
+    known = state[state != 0]
+    return int(np.count_nonzero(known[1:] != known[:-1]))
 
 
 # ---- mode statistics ----------------------------------------------------------------------------------
@@ -150,7 +177,8 @@ class StepLog:
 
     Fields: mode, mode_probs [K], free_contacts [3] (FR, RR, RL), foot_contact [4], phase, push
     (clock indicator), board_speed, command_vx, command_yaw, yaw_rate, attachment_error,
-    terminated, truncated, reasons (bit r set: reason_names[r] held when the env terminated)."""
+    marker_distance [4] (where the env reports it), terminated, truncated, reasons (bit r set:
+    reason_names[r] held when the env terminated)."""
 
     def __init__(self, env: Any) -> None:
         from dhal.envs.skateboard.clock import phase_indicators
@@ -180,6 +208,8 @@ class StepLog:
             "attachment_error": metrics["attachment_error"], "terminated": result.terminated,
             "truncated": result.truncated, "reasons": reasons,
         }
+        if "marker_distance" in metrics:
+            values["marker_distance"] = metrics["marker_distance"]
         if mode_probs is not None:
             values["mode_probs"] = mode_probs
         for key, value in values.items():
@@ -240,6 +270,8 @@ def summarise_episode(arrays: dict[str, np.ndarray], env: int, index: int, start
         glide_s=float((~push).sum() * dt),
         termination_reasons=reasons,
         max_attachment_error_m=float(arrays["attachment_error"][rows, env].max()),
+        mount_transitions=mount_transitions(arrays["marker_distance"][rows, env], criterion)
+        if "marker_distance" in arrays else None,
     )
     return Episode(
         env=env, index=index, start=start, stop=stop, outcome=outcome,

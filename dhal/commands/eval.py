@@ -2,6 +2,7 @@
 
     dhal eval runs/<run> --episodes 64 --num-envs 16 --seed 0
     dhal eval runs/<run>/model_300.pt --episodes 32 --command-vx 1.0
+    dhal eval runs/<run> --suite hardware-table --compare runs/<ablation>   (see eval_suites.py)
 
 Writes eval.json (success rate and its definition, distances, tracking errors, terminations by
 reason, episode lengths, mode occupancy / switch rate / dwell time / mode-contact NMI, and every
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from dhal.commands.errors import CommandError
+from dhal.commands.eval_suites import SuiteOptions, SuiteOutputs, run_suite
+from dhal.commands.eval_suites import report as suite_report
 from dhal.commands.play import CheckpointOptions, command_text, env_overrides, open_checkpoint
 
 JSON_NAME = "eval.json"
@@ -26,11 +29,11 @@ HISTOGRAM_NAME = "eval_distances.png"
 
 
 @dataclass
-class EvalConfig(CheckpointOptions):
+class EvalConfig(SuiteOptions, CheckpointOptions):
     """Evaluate a trained policy over N episodes: success rate, distance, tracking, falls, modes."""
 
     episodes: int = 32
-    """Complete episodes to evaluate (env i runs episodes i, i + M, ...: short ones are not favoured)."""
+    """Complete episodes to evaluate (env i runs episodes i, i + M, ...: short ones are not favoured); per scenario, setting or command in a suite."""
     num_envs: int = 16
     """Parallel envs M (at most --episodes are used)."""
     min_distance: float = 5.0
@@ -50,7 +53,7 @@ class EvalOutputs:
     seconds: float
 
 
-def run(cfg: EvalConfig) -> EvalOutputs:
+def run(cfg: EvalConfig) -> EvalOutputs | SuiteOutputs:
     import torch
 
     from dhal.policies.evaluate import (
@@ -63,6 +66,10 @@ def run(cfg: EvalConfig) -> EvalOutputs:
         raise CommandError("--episodes and --num-envs must be >= 1")
     if cfg.min_distance < 0:
         raise CommandError("--min-distance must be >= 0")
+    if cfg.suite is not None:
+        return run_suite(cfg)
+    if cfg.compare:
+        raise CommandError("--compare needs a --suite (hardware-table, sim2sim or command-sweep)")
     num_envs = min(cfg.num_envs, cfg.episodes)
     torch.manual_seed(cfg.seed)
     loaded, env = open_checkpoint(cfg, num_envs)
@@ -97,7 +104,9 @@ def run(cfg: EvalConfig) -> EvalOutputs:
         env.close()
 
 
-def report(outputs: EvalOutputs) -> str:
+def report(outputs: EvalOutputs | SuiteOutputs) -> str:
+    if isinstance(outputs, SuiteOutputs):
+        return suite_report(outputs)
     r = outputs.results
     modes = r["modes"]
     failures = ", ".join(f"{k} {v}" for k, v in r["failures"].items() if v) or "none"

@@ -96,6 +96,8 @@ RANDOMIZED_FIELDS: tuple[str, ...] = (
     "actuator_gainprm",
     "actuator_biasprm",
     "jnt_stiffness",
+    "dof_damping",
+    "dof_frictionloss",
     "actuator_delay",
 )
 # Constants set_const derives from mass/inertia; batched with them so each world keeps its own.

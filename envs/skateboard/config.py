@@ -4,7 +4,7 @@ with its known bugs fixed; each fix is named where the value lives."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from dhal.envs.robots import go1
 
@@ -123,7 +123,46 @@ class ResetConfig:
 
 
 @dataclass(frozen=True)
+class RandomizationCurriculum:
+    """Widens every randomisation range (and the action delay range) with training progress: at
+    scale s each range is nominal + s * (bound - nominal) at both ends, and the push speed is
+    s * push_velocity. s ramps linearly from `start_scale` to 1 over `ramp_steps` control steps
+    of the env; while it ramps, every env's parameters are redrawn every `update_interval_steps`.
+    DHAL has no curriculum (DHAL.md §8), hence off by default."""
+
+    enabled: bool = False
+    start_scale: float = 0.0
+    ramp_steps: int = 24 * 1500  # DHAL's 24 steps per iteration, over 1500 iterations
+    update_interval_steps: int = 24 * 50
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.start_scale <= 1.0:
+            raise ValueError(f"randomization.curriculum.start_scale must be in [0, 1], got {self.start_scale}")
+        if self.ramp_steps < 1 or self.update_interval_steps < 1:
+            raise ValueError("randomization.curriculum.ramp_steps and update_interval_steps must be >= 1, got "
+                             f"{self.ramp_steps} and {self.update_interval_steps}")
+
+
+# The value each randomised quantity has in the unrandomised scene (DomainParams.nominal): the
+# centre a curriculum widens the ranges from.
+NOMINAL_RANDOMIZATION: dict[str, float] = {
+    "friction": 1.0, "wheel_friction": 1.0, "payload_mass": 0.0, "payload_offset": 0.0, "kp_factor": 1.0,
+    "kd_factor": 1.0, "deck_mass_factor": 1.0, "truck_stiffness_factor": 1.0, "truck_damping_factor": 1.0,
+    "wheel_rolling_resistance": 0.0,
+}
+# Ranges whose values must be positive (factors, friction) or at least zero (masses, resistance).
+_POSITIVE_RANGES = ("friction", "wheel_friction", "kp_factor", "kd_factor", "deck_mass_factor",
+                    "truck_stiffness_factor", "truck_damping_factor")
+_NON_NEGATIVE_RANGES = ("payload_mass", "wheel_rolling_resistance")
+
+
+@dataclass(frozen=True)
 class RandomizationConfig:
+    """Per-env physics ranges, each U(low, high), drawn when the env is built (and at curriculum
+    updates). Defaults: DHAL's values (DHAL.md §8) where DHAL randomises, and board ranges of our
+    own where it does not (DHAL's board is not randomised). Observation noise levels live in
+    `observations.noise_std` and the command delay range in `action.delay_range_s`."""
+
     enabled: bool = True
     friction: tuple[float, float] = (0.6, 2.0)  # robot and board geoms
     wheel_friction: tuple[float, float] = (0.8, 1.2)
@@ -133,8 +172,74 @@ class RandomizationConfig:
     kd_factor: tuple[float, float] = (0.8, 1.2)
     deck_mass_factor: tuple[float, float] = (0.8, 1.2)
     truck_stiffness_factor: tuple[float, float] = (0.7, 1.3)
+    truck_damping_factor: tuple[float, float] = (0.7, 1.3)  # the bushings' damping, both trucks
+    # Rolling-resistance coefficient C_rr of the wheels (drag force / normal load). Urethane on
+    # smooth concrete is ~0.005-0.01; the scene's wheels roll free (0).
+    wheel_rolling_resistance: tuple[float, float] = (0.0, 0.02)
     push_interval_s: float = 8.0
     push_velocity: float = 0.5  # base xy velocity set to U(-v, v)
+    curriculum: RandomizationCurriculum = field(default_factory=RandomizationCurriculum)
+
+    def __post_init__(self) -> None:
+        for name in NOMINAL_RANDOMIZATION:
+            low, high = getattr(self, name)
+            if not low <= high:
+                raise ValueError(f"randomization.{name}: low {low} is above high {high}")
+            if name in _POSITIVE_RANGES and low <= 0.0:
+                raise ValueError(f"randomization.{name} must stay above 0, got ({low}, {high})")
+            if name in _NON_NEGATIVE_RANGES and low < 0.0:
+                raise ValueError(f"randomization.{name} must not be negative, got ({low}, {high})")
+        if self.push_interval_s <= 0.0 or self.push_velocity < 0.0:
+            raise ValueError(f"randomization.push_interval_s must be > 0 and push_velocity >= 0, got "
+                             f"{self.push_interval_s} and {self.push_velocity}")
+
+
+def dhal_randomization() -> RandomizationConfig:
+    """Exactly what DHAL randomises (DHAL.md §8): the board's own parameters stay nominal."""
+    board = ("deck_mass_factor", "truck_stiffness_factor", "truck_damping_factor", "wheel_rolling_resistance")
+    nominal: dict[str, Any] = {name: (NOMINAL_RANDOMIZATION[name],) * 2 for name in board}
+    return RandomizationConfig(**nominal)
+
+
+# The geoms dhal.assets.terrain writes for each terrain kind; the task checks its scene has them.
+TERRAIN_GEOMS: dict[str, tuple[str, ...]] = {
+    "flat": (),
+    "slope": ("terrain_slope_up", "terrain_slope_top", "terrain_slope_down"),
+    "step": ("terrain_step",),
+    "uneven": ("terrain_uneven",),
+}
+
+
+@dataclass(frozen=True)
+class TerrainConfig:
+    """Ground ahead of the start (the robot starts at x = 0 on flat ground and rides along +x).
+    flat: the floor only. slope: a hill, an incline of `slope_deg` over `slope_length` (horizontal),
+    a plateau, and the same decline back to the floor. step: a raised block `step_height` high and
+    `step_length` long (a step up, then down). uneven: a height field of random bumps up to
+    `uneven_amplitude`, on a `uneven_cell` grid, drawn from `seed`. The scene is generated from
+    these values by dhal.assets.terrain."""
+
+    kind: Literal["flat", "slope", "step", "uneven"] = "flat"
+    start_x: float = 1.5  # m ahead of the start where the terrain begins
+    width: float = 6.0  # m across (y), centred on the start line
+    slope_deg: float = 5.0
+    slope_length: float = 3.0
+    plateau_length: float = 2.0
+    step_height: float = 0.02  # below the 0.03 m wheel radius: a board can roll up it
+    step_length: float = 3.0
+    uneven_amplitude: float = 0.02
+    uneven_cell: float = 0.1
+    uneven_length: float = 8.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        positive = ("width", "slope_length", "step_length", "step_height", "uneven_amplitude", "uneven_cell",
+                    "uneven_length")
+        bad = [name for name in positive if getattr(self, name) <= 0]
+        if bad or self.plateau_length < 0 or self.start_x < 0:
+            raise ValueError(f"terrain sizes must be > 0 ({', '.join(bad) or 'start_x/plateau_length >= 0'})")
+        if not 0 < self.slope_deg < 45:
+            raise ValueError(f"terrain.slope_deg must be in (0, 45), got {self.slope_deg}")
 
 
 @dataclass(frozen=True)
@@ -149,6 +254,7 @@ class SkateboardConfig:
     reset: ResetConfig = field(default_factory=ResetConfig)
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
     scene: str = "go1_skateboard"
+    terrain: TerrainConfig = field(default_factory=TerrainConfig)
 
     def __post_init__(self) -> None:
         unknown_groups = {t.group for t in self.rewards.terms.values()} - set(self.rewards.groups)

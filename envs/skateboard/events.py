@@ -1,16 +1,24 @@
-"""Events that change the world rather than read it: domain randomisation, pushes, action delay.
+"""Events that change the world rather than read it: domain randomisation, its curriculum, pushes,
+action delay.
 
 Randomised values are written through the backend's per-env model fields, so they are real
-physics changes in each environment, and are kept in `DomainParams` for the privileged critic.
+physics changes in each environment, and are kept in `RandomizedDomain` (the critic's
+`DomainParams` plus the board parameters the critic does not see).
 """
 
 from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from dhal.envs.backends.base import Simulator
 from dhal.envs.robots import go1, skateboard
-from dhal.envs.skateboard.config import RandomizationConfig
+from dhal.envs.skateboard.config import (
+    NOMINAL_RANDOMIZATION, RandomizationConfig, RandomizationCurriculum, SkateboardConfig,
+)
 from dhal.envs.skateboard.observations import DomainParams
 from dhal.envs.skateboard.state import SceneIndices
 
@@ -19,11 +27,26 @@ def _uniform(shape: tuple[int, ...], bounds: tuple[float, float], gen: torch.Gen
     return bounds[0] + (bounds[1] - bounds[0]) * torch.rand(shape, generator=gen, device=device)
 
 
-def sample_domain_params(n: int, cfg: RandomizationConfig, gen: torch.Generator, device: torch.device) -> DomainParams:
+@dataclass
+class RandomizedDomain(DomainParams):
+    """Every randomised parameter of each env: the critic's `DomainParams` and the board's bushing
+    damping and wheel rolling resistance (not critic inputs)."""
+
+    truck_damping_factor: torch.Tensor  # [N]
+    wheel_rolling_resistance: torch.Tensor  # [N] C_rr: drag force / normal load
+
+    @staticmethod
+    def nominal(n: int, device: torch.device) -> RandomizedDomain:
+        base = DomainParams.nominal(n, device)
+        return RandomizedDomain(**vars(base), truck_damping_factor=torch.ones(n, device=device),
+                                wheel_rolling_resistance=torch.zeros(n, device=device))
+
+
+def sample_domain_params(n: int, cfg: RandomizationConfig, gen: torch.Generator, device: torch.device) -> RandomizedDomain:
     if not cfg.enabled:
-        return DomainParams.nominal(n, device)
+        return RandomizedDomain.nominal(n, device)
     nj = len(go1.JOINT_NAMES)
-    return DomainParams(
+    return RandomizedDomain(
         payload_mass=_uniform((n,), cfg.payload_mass, gen, device),
         payload_offset=_uniform((n, 3), cfg.payload_offset, gen, device),
         friction=_uniform((n,), cfg.friction, gen, device),
@@ -32,7 +55,52 @@ def sample_domain_params(n: int, cfg: RandomizationConfig, gen: torch.Generator,
         kd_factor=_uniform((n, nj), cfg.kd_factor, gen, device),
         deck_mass_factor=_uniform((n,), cfg.deck_mass_factor, gen, device),
         truck_stiffness_factor=_uniform((n,), cfg.truck_stiffness_factor, gen, device),
+        truck_damping_factor=_uniform((n,), cfg.truck_damping_factor, gen, device),
+        wheel_rolling_resistance=_uniform((n,), cfg.wheel_rolling_resistance, gen, device),
     )
+
+
+# ---- curriculum ------------------------------------------------------------------------------------
+
+def _widen(bounds: tuple[float, float], nominal: float, scale: float) -> tuple[float, float]:
+    centre = min(max(nominal, bounds[0]), bounds[1])
+    return (centre + scale * (bounds[0] - centre), centre + scale * (bounds[1] - centre))
+
+
+def scaled_randomization(cfg: RandomizationConfig, scale: float) -> RandomizationConfig:
+    """`cfg` with every range shrunk towards its nominal value to `scale` of its width (1: as
+    configured, 0: the nominal value) and the push speed scaled alike."""
+    if not 0.0 <= scale <= 1.0:
+        raise ValueError(f"randomisation scale must be in [0, 1], got {scale}")
+    ranges: dict[str, Any] = {name: _widen(getattr(cfg, name), nominal, scale)
+                              for name, nominal in NOMINAL_RANDOMIZATION.items()}
+    return dataclasses.replace(cfg, push_velocity=scale * cfg.push_velocity, **ranges)
+
+
+def scaled_delay_range(delay_range_s: tuple[float, float], scale: float) -> tuple[float, float]:
+    """The command delay range widened from no delay (its nominal value) like the other ranges."""
+    return _widen(delay_range_s, 0.0, scale)
+
+
+def curriculum_scale(cur: RandomizationCurriculum, step: int) -> float:
+    """The range scale after `step` control steps: linear from start_scale to 1 over ramp_steps."""
+    if not cur.enabled:
+        return 1.0
+    progress = min(max(step, 0) / cur.ramp_steps, 1.0)
+    return cur.start_scale + (1.0 - cur.start_scale) * progress
+
+
+def curriculum_update_due(cur: RandomizationCurriculum, step: int) -> bool:
+    """Whether the ranges change at this step: every update interval while ramping, and once at
+    the end of the ramp so the full ranges are reached exactly."""
+    if not cur.enabled or step <= 0 or step > cur.ramp_steps:
+        return False
+    return step % cur.update_interval_steps == 0 or step == cur.ramp_steps
+
+
+def ranges_at(cfg: SkateboardConfig, scale: float) -> tuple[RandomizationConfig, tuple[float, float]]:
+    """(randomisation ranges, command delay range) of the env at curriculum scale `scale`."""
+    return scaled_randomization(cfg.randomization, scale), scaled_delay_range(cfg.action.delay_range_s, scale)
 
 
 def _joint_ids(sim: Simulator, names: tuple[str, ...]) -> list[int]:
@@ -93,7 +161,30 @@ def apply_domain_params(sim: Simulator, idx: SceneIndices, p: DomainParams) -> N
     stiffness = sim.model_field("jnt_stiffness")
     trucks = _joint_ids(sim, skateboard.TRUCK_JOINTS)
     stiffness[:, trucks] = sim.nominal_field("jnt_stiffness")[trucks].to(dtype_of) * cast(p.truck_stiffness_factor).unsqueeze(-1)
+    # Plain DomainParams (no board dynamics) leave the board at its nominal dynamics.
+    board = p if isinstance(p, RandomizedDomain) else RandomizedDomain.nominal(len(p.friction), p.friction.device)
+    _apply_board_dynamics(sim, cast(board.truck_damping_factor), cast(board.wheel_rolling_resistance),
+                          total_mass=mass.sum(-1))
     sim.commit_model()
+
+
+def _apply_board_dynamics(sim: Simulator, truck_damping_factor: torch.Tensor, rolling_resistance: torch.Tensor,
+                          total_mass: torch.Tensor) -> None:
+    """Bushing damping on the truck dofs, and rolling resistance as a Coulomb friction torque on
+    each wheel's hinge: C_rr * (static load per wheel) * wheel radius. The static load is a quarter
+    of the whole robot + board + payload weight, so a heavier env rolls with more drag."""
+    dofs = sim.info.joint_qvel_adr
+    truck_dofs = [dofs[name] for name in skateboard.TRUCK_JOINTS]
+    damping = sim.model_field("dof_damping")
+    damping[:, truck_dofs] = sim.nominal_field("dof_damping")[truck_dofs].to(damping.dtype) * \
+        truck_damping_factor.to(damping.dtype).unsqueeze(-1)
+    wheel_dofs = [dofs[name] for name in skateboard.WHEEL_JOINTS]
+    gravity = float(torch.linalg.vector_norm(sim.nominal_field("opt.gravity").double()))
+    load = total_mass * gravity / len(wheel_dofs)
+    frictionloss = sim.model_field("dof_frictionloss")
+    nominal = sim.nominal_field("dof_frictionloss")[wheel_dofs].to(frictionloss.dtype)
+    drag_torque = rolling_resistance.to(frictionloss.dtype) * load.to(frictionloss.dtype) * skateboard.WHEEL_RADIUS
+    frictionloss[:, wheel_dofs] = nominal + drag_torque.unsqueeze(-1)
 
 
 def push_base(

@@ -16,7 +16,7 @@ from dhal.envs.backends.base import SimulationDiverged, Simulator
 from dhal.envs.contract import Contract, go1_contract
 from dhal.envs.robots import go1
 from dhal.envs.skateboard import clock, commands, events, observations, rewards, terminations
-from dhal.envs.skateboard.config import SkateboardConfig
+from dhal.envs.skateboard.config import TERRAIN_GEOMS, SkateboardConfig
 from dhal.envs.skateboard.state import SceneIndices, SkateState, derive_state
 
 KEYFRAMES = ("push", "glide")
@@ -39,6 +39,11 @@ class SkateboardEnv:
         if abs(sim.info.physics_dt - cfg.sim.physics_dt) > 1e-9:
             raise ValueError(f"sim.physics_dt {cfg.sim.physics_dt} differs from the model's timestep {sim.info.physics_dt}")
         sim.info.require("keyframe", KEYFRAMES)
+        try:
+            sim.info.require("geom", TERRAIN_GEOMS[cfg.terrain.kind])
+        except KeyError as error:
+            raise ValueError(f"terrain.kind is {cfg.terrain.kind!r} but the scene has no such terrain ({error}); "
+                             "build it with dhal.assets.terrain.terrain_scene(scene, cfg.terrain)") from error
         if sim.info.nu != cfg.num_actions:
             raise ValueError(f"model has {sim.info.nu} actuators, the task expects {cfg.num_actions}")
         self.cfg, self.sim = cfg, sim
@@ -62,8 +67,7 @@ class SkateboardEnv:
         self.reward_table = rewards.RewardTable(cfg.rewards, self.step_dt, self.device)
         self._allocate_buffers()
         self.actuator_delay = self._delay_field()
-        self.domain = events.sample_domain_params(self.num_envs, cfg.randomization, self.generator, self.device)
-        events.apply_domain_params(sim, self.idx, self.domain)
+        self.set_randomization_scale(events.curriculum_scale(cfg.randomization.curriculum, 0))
         self.reset()
 
     # ---- buffers ----------------------------------------------------------------------------------
@@ -98,6 +102,14 @@ class SkateboardEnv:
         return self.sim.model_field("actuator_delay")
 
     # ---- public API -------------------------------------------------------------------------------
+    def set_randomization_scale(self, scale: float) -> None:
+        """Use the configured randomisation and delay ranges at `scale` of their width (the
+        curriculum's hook; 1 = as configured) and redraw every env's physical parameters."""
+        self.randomization, self.delay_range_s = events.ranges_at(self.cfg, scale)
+        self.randomization_scale = scale
+        self.domain = events.sample_domain_params(self.num_envs, self.randomization, self.generator, self.device)
+        events.apply_domain_params(self.sim, self.idx, self.domain)
+
     def observations(self) -> dict[str, torch.Tensor]:
         return {k: v.clone() for k, v in self._obs.items()}
 
@@ -117,6 +129,9 @@ class SkateboardEnv:
         self.state = s
         self.episode_length_buf += 1
         self.common_step_counter += 1
+        curriculum = self.cfg.randomization.curriculum
+        if events.curriculum_update_due(curriculum, self.common_step_counter):
+            self.set_randomization_scale(events.curriculum_scale(curriculum, self.common_step_counter))
         self._update_contacts(s)
         phase = self._phase()
         clock.update_gates(self.gates, clock.phase_indicators(phase, self.commands, self.cfg.clock), self.cfg.clock)
@@ -179,7 +194,7 @@ class SkateboardEnv:
     def _simulate(self, targets: torch.Tensor) -> torch.Tensor:
         """One control step of physics with this step's per-env command delay; envs whose
         physics fails are flagged and put back in a reset pose."""
-        delay = events.sample_delay_substeps(self.num_envs, self.cfg.action.delay_range_s, self.cfg.sim.physics_dt,
+        delay = events.sample_delay_substeps(self.num_envs, self.delay_range_s, self.cfg.sim.physics_dt,
                                              self.cfg.sim.decimation, self.generator, self.device)
         # MuJoCo applies each actuator's control from `delay` seconds ago (its control history),
         # so a delay of k substeps holds the previous target for the first k substeps.
@@ -226,7 +241,7 @@ class SkateboardEnv:
             self.commands[ids] = commands.sample_commands(len(ids), self.cfg.commands, self.generator, self.device)
 
     def _apply_pushes(self) -> None:
-        r = self.cfg.randomization
+        r = self.randomization
         interval = int(round(r.push_interval_s / self.step_dt))
         if r.enabled and r.push_velocity > 0 and self.common_step_counter % interval == 0:
             snapshot = self.sim.read()
@@ -240,6 +255,7 @@ class SkateboardEnv:
             "board_speed": s.deck_lin_vel_b[:, 0],
             "base_height": s.base_pos[:, 2],
             "attachment_error": s.attachment_error,
+            "marker_distance": torch.linalg.vector_norm(s.marker_pos - s.foot_pos, dim=-1),  # [N, 4] per foot
             "foot_contact": self.foot_contact.float(),
             "phase": phase,
             "gate_glide": self.gates["glide"].clone(),
