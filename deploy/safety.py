@@ -1,0 +1,834 @@
+"""The safety layer of the onboard controller: the state machine of DEPLOY.md §7.3, its faults and clamps.
+
+Pure Python + numpy (no ROS, no torch), deterministic: every time is passed in, nothing reads a
+clock, so a log replays to the same decisions. The policy node owns one `SafetyMachine` and calls
+
+* `update(now_s, sensors, action, inference_s, observation_finite)` on every state message (a
+  policy step when it passes an action) and from its watchdog timer (action=None), and publishes
+  what the returned `Command` says: `mode` on change, `targets` when not None;
+* `request(Request..., now_s)` for operator inputs (the joystick mapping, including "hold the
+  button 0.5 s", lives in the node);
+* `report_fault(...)` for faults it detects itself (a malformed message: BAD_MESSAGE), and
+  `observe_robot_mode(...)` with every mode the robot side reports.
+
+States and what they ask of the robot (targets are always inside the soft joint limits):
+
+    state     requested RobotMode                   targets published
+    INIT      PASSIVE                               none
+    PASSIVE   PASSIVE                               none
+    STAND_UP  ACTIVE_STAND                          cosine interpolation, measured pose -> default pose
+    STAND     ACTIVE_STAND                          the default (hold) pose, every update
+    POLICY    ACTIVE_POLICY (dry run: ACTIVE_STAND) clamped policy targets on policy steps, nothing on
+                                                    watchdog ticks (dry run: the hold pose, every update)
+    SIT_DOWN  ACTIVE_STAND                          cosine interpolation, last targets -> lying pose
+    DAMPING   DAMPING                               none (latched until RESET)
+
+Transitions: INIT -> PASSIVE when a well-formed, finite, fresh state with the e-stop clear arrives.
+PASSIVE -STAND_UP-> STAND_UP -(stand_up_time_s)-> STAND -START_POLICY-> POLICY; SIT_DOWN from STAND
+or POLICY -> SIT_DOWN -(sit_down_time_s)-> PASSIVE; DAMP from anywhere -> DAMPING; RESET from
+DAMPING only (e-stop clear, state fresh) -> PASSIVE. STAND_UP and START_POLICY also need the
+latest state fresh, finite, e-stop clear, upright and within the joint limits; SIT_DOWN and DAMP
+are always allowed from their states. A refused request returns False and says why in
+`last_refusal`. Accepted requests change `state` at once; the next `update()` reports
+`entered=True`, and STAND_UP/SIT_DOWN take their start pose and start time from that update: the
+stand-up starts from the newest measured pose (its first target *is* q, clipped to the soft
+limits), the sit-down from the last published targets (no jump).
+
+Faults, and where they trip (to DAMPING, in the very update that sees them):
+
+* actuating states (STAND_UP, STAND, POLICY, SIT_DOWN): everything below.
+* PASSIVE: only the e-stop (and external faults). A stale, missing or non-finite state keeps the
+  machine in PASSIVE (nothing is actuated, and the e-stop/damping path does not depend on this
+  process) and makes STAND_UP refuse. Tilt and joint limits are not checked: a lying, carried or
+  upside-down robot may be anywhere; STAND_UP refuses until the robot is upright and in range.
+* INIT: nothing trips from the state stream (an e-stop held at boot is normal; INIT has never
+  actuated and waits for the e-stop to clear). External faults trip from every state, INIT included.
+* DAMPING: stays DAMPING; faults seen are still reported in `Command.faults`.
+
+`Command.faults` lists every fault condition found this tick among those checked in the current
+state (plus faults reported since the last update), whether or not it tripped. The checks:
+e-stop (ESTOP); no sensors, or a stamp older than state_timeout_s or more than state_timeout_s in
+the future (STALE_STATE: a future stamp would otherwise stay "fresh" after the stream stops);
+sensors of the wrong size (BAD_MESSAGE); NaN/Inf in q, dq or roll/pitch (NONFINITE_OBSERVATION);
+|roll| or |pitch| > max_tilt_rad (TILT); a measured joint more than joint_limit_margin_rad outside
+the soft limits (JOINT_LIMIT); in STAND_UP a measured joint more than stand_up_max_error_rad from
+the interpolated target (STAND_UP_ERROR). In POLICY also: observation_finite False
+(NONFINITE_OBSERVATION); a policy step (action or inference_s given) whose action is missing, NaN
+or Inf (NONFINITE_ACTION) or of the wrong size (BAD_MESSAGE); inference_s > max_inference_s on
+max_consecutive_overruns consecutive policy steps (INFERENCE_OVERRUN; watchdog ticks neither
+count nor reset); no action for more than action_timeout_s (INFERENCE_OVERRUN, seen by watchdog
+ticks: the policy stopped producing actions).
+
+Clamps: see `dhal.deploy.clamps` (re-exported here). In POLICY the previous targets for the rate
+limit are the last policy targets: the hold pose at POLICY entry, then each step's result. In a
+dry run those are the targets that *would* have been published, so the logged `policy_targets`
+are exactly what a live run would send given the same inputs.
+
+Not done here (the robot side's job, DEPLOY.md §7.3): gains per mode, the stale-target watchdog,
+PowerProtect, motor temperature and motor modes. The stand-up and sit-down trajectories are only
+limited to the soft limits; their torques depend on the robot side's ACTIVE_STAND gains.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Iterable
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from dhal.deploy.clamps import Clamp, clamp_policy_targets, predicted_torque, torque_window
+from dhal.deploy.topics import RobotMode
+from dhal.envs.robots import go1
+
+if TYPE_CHECKING:  # envs.contract imports torch; the safety layer must not
+    from dhal.envs.contract import Contract
+
+__all__ = [
+    "Clamp",
+    "Command",
+    "Fault",
+    "FsmState",
+    "Request",
+    "RobotSensors",
+    "SafetyConfig",
+    "SafetyMachine",
+    "clamp_policy_targets",
+    "predicted_torque",
+    "torque_window",
+]
+
+
+class FsmState(enum.IntEnum):
+    INIT = 0
+    PASSIVE = 1
+    STAND_UP = 2
+    STAND = 3
+    POLICY = 4
+    SIT_DOWN = 5
+    DAMPING = 6
+
+
+ACTUATING_STATES = frozenset({FsmState.STAND_UP, FsmState.STAND, FsmState.POLICY, FsmState.SIT_DOWN})
+
+
+class Fault(enum.IntFlag):
+    """Fault bits (stable values: they go into the logs)."""
+
+    NONE = 0
+    ESTOP = 1
+    STALE_STATE = 2
+    NONFINITE_OBSERVATION = 4
+    NONFINITE_ACTION = 8
+    TILT = 16
+    JOINT_LIMIT = 32
+    INFERENCE_OVERRUN = 64
+    BAD_MESSAGE = 128
+    STAND_UP_ERROR = 256
+    ROBOT_MODE = 512  # the robot reported a mode that was not requested
+
+
+class Request(enum.Enum):
+    """Operator inputs."""
+
+    STAND_UP = "stand_up"
+    START_POLICY = "start_policy"
+    SIT_DOWN = "sit_down"
+    DAMP = "damp"
+    RESET = "reset"
+
+
+# ---- configuration -------------------------------------------------------------------------------
+
+# Soft limits default to the Go1 joint range shrunk by this much on each side.
+DEFAULT_SOFT_LIMIT_MARGIN_RAD = 0.1
+# Torque limits default to the Go1 effort limits times this.
+DEFAULT_TORQUE_DERATE = 0.9
+# A crouch with the feet under the body (per leg: hip, thigh, calf), close to the Go1's own
+# lying pose; inside the default soft limits.
+GO1_LYING_LEG = (0.0, 1.36, -2.65)
+
+
+def _go1_per_joint(values: tuple[float, ...]) -> dict[str, float]:
+    return dict(zip(go1.JOINT_NAMES, values))
+
+
+_GO1_SOFT_LOWER = tuple(x + DEFAULT_SOFT_LIMIT_MARGIN_RAD for x in go1.JOINT_LOWER)
+_GO1_SOFT_UPPER = tuple(x - DEFAULT_SOFT_LIMIT_MARGIN_RAD for x in go1.JOINT_UPPER)
+_GO1_TORQUE_LIMITS = tuple(x * DEFAULT_TORQUE_DERATE for x in go1.TORQUE_LIMITS)
+_GO1_LYING_POSE = GO1_LYING_LEG * len(go1.LEGS)
+
+_VECTOR_FIELDS = ("default_pose", "soft_lower", "soft_upper", "torque_limits", "lying_pose")
+# (field, smallest allowed value, whether the smallest value itself is allowed)
+_SCALAR_FIELDS: tuple[tuple[str, float, bool], ...] = (
+    ("action_scale", 0.0, False),
+    ("action_limit", 0.0, False),
+    ("kp", 0.0, False),
+    ("kd", 0.0, True),
+    ("max_target_step_rad", 0.0, False),
+    ("state_timeout_s", 0.0, False),
+    ("max_tilt_rad", 0.0, False),
+    ("max_inference_s", 0.0, False),
+    ("action_timeout_s", 0.0, False),
+    ("joint_limit_margin_rad", 0.0, True),
+    ("stand_up_time_s", 0.0, False),
+    ("sit_down_time_s", 0.0, False),
+    ("stand_up_max_error_rad", 0.0, False),
+)
+
+
+@dataclass(frozen=True)
+class SafetyVectors:
+    """Read-only numpy copies of the config's per-joint values, built once."""
+
+    default_pose: np.ndarray
+    soft_lower: np.ndarray
+    soft_upper: np.ndarray
+    torque_limits: np.ndarray
+    lying_pose: np.ndarray
+
+
+def _config_error(name: str, message: str) -> ValueError:
+    return ValueError(f"SafetyConfig.{name}: {message}")
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    """Every threshold of the safety layer (DEPLOY.md §7.2). Per-joint values are in `joint_names` order.
+
+    Defaults are the Go1 constants and the §7.2 starting values; build one from the policy's
+    contract with `SafetyConfig.for_contract(contract, **overrides)`. Validated on construction:
+    errors are ValueErrors that start with `SafetyConfig.<field>:`.
+    """
+
+    joint_names: tuple[str, ...] = go1.JOINT_NAMES
+    # Policy side, taken from the contract.
+    default_pose: tuple[float, ...] = go1.DEFAULT_POSE  # also the STAND hold pose
+    action_scale: float = 0.25
+    action_limit: float = 3.0
+    kp: float = go1.KP  # the policy's PD gains, for the predicted torque
+    kd: float = go1.KD
+    # Limits.
+    soft_lower: tuple[float, ...] = _GO1_SOFT_LOWER
+    soft_upper: tuple[float, ...] = _GO1_SOFT_UPPER
+    torque_limits: tuple[float, ...] = _GO1_TORQUE_LIMITS
+    max_target_step_rad: float = 0.3  # per policy step (50 Hz: 15 rad/s, half the Go1 velocity limit)
+    # Watchdogs and trips.
+    state_timeout_s: float = 0.025  # 5 missed states at 200 Hz
+    max_tilt_rad: float = 0.8
+    max_inference_s: float = 0.005
+    max_consecutive_overruns: int = 3
+    action_timeout_s: float = 0.1  # 5 policy periods at 50 Hz without an action
+    # Measured q may be this far outside the soft limits: 0.05 rad past the Go1's joint range,
+    # because a limp robot rests on its mechanical stops, a few mrad beyond the URDF limits, and
+    # must still be allowed to stand up from there.
+    joint_limit_margin_rad: float = 0.15
+    # Stand up / sit down.
+    stand_up_time_s: float = 2.5
+    sit_down_time_s: float = 2.0
+    stand_up_max_error_rad: float = 0.5
+    lying_pose: tuple[float, ...] = _GO1_LYING_POSE
+    # Operation.
+    dry_run: bool = True
+
+    def __post_init__(self) -> None:
+        names = self.joint_names
+        if isinstance(names, str) or not all(isinstance(x, str) for x in names):
+            raise _config_error("joint_names", f"expected a sequence of joint names, got {names!r}")
+        names = tuple(names)
+        object.__setattr__(self, "joint_names", names)
+        n = len(names)
+        if n == 0:
+            raise _config_error("joint_names", "no joints")
+        if len(set(names)) != n:
+            raise _config_error("joint_names", f"duplicate names in {list(names)}")
+
+        for name in _VECTOR_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, str) or not isinstance(value, Iterable):
+                raise _config_error(name, f"expected {n} numbers, got {value!r}")
+            try:
+                values = tuple(_as_float(x) for x in value)
+            except (TypeError, ValueError):
+                raise _config_error(name, f"expected {n} numbers, got {value!r}") from None
+            if len(values) != n:
+                raise _config_error(name, f"expected {n} values (one per joint), got {len(values)}")
+            bad = [names[i] for i, x in enumerate(values) if not math.isfinite(x)]
+            if bad:
+                raise _config_error(name, f"non-finite value for {bad}")
+            object.__setattr__(self, name, values)
+
+        for name, lowest, inclusive in _SCALAR_FIELDS:
+            value = getattr(self, name)
+            try:
+                number = _as_float(value)
+            except (TypeError, ValueError):
+                raise _config_error(name, f"expected a number, got {value!r}") from None
+            if not math.isfinite(number) or number < lowest or (number == lowest and not inclusive):
+                relation = ">=" if inclusive else ">"
+                raise _config_error(name, f"must be finite and {relation} {lowest}, got {value!r}")
+            object.__setattr__(self, name, number)
+
+        if self.max_tilt_rad > math.pi:
+            raise _config_error("max_tilt_rad", f"must be <= pi, got {self.max_tilt_rad}")
+        count = self.max_consecutive_overruns
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+            raise _config_error("max_consecutive_overruns", f"must be an integer >= 1, got {count!r}")
+        object.__setattr__(self, "max_consecutive_overruns", int(count))
+        if not isinstance(self.dry_run, (bool, np.bool_)):  # a YAML "false" string must not mean True
+            raise _config_error("dry_run", f"must be a bool, got {self.dry_run!r}")
+        object.__setattr__(self, "dry_run", bool(self.dry_run))
+
+        for i, joint in enumerate(names):
+            if not self.soft_lower[i] < self.soft_upper[i]:
+                raise _config_error(
+                    "soft_lower", f"{joint}: lower {self.soft_lower[i]} is not below soft_upper {self.soft_upper[i]}")
+        for name in ("default_pose", "lying_pose"):
+            pose = getattr(self, name)
+            for i, joint in enumerate(names):
+                if not self.soft_lower[i] <= pose[i] <= self.soft_upper[i]:
+                    raise _config_error(
+                        name, f"{joint} = {pose[i]} is outside the soft limits "
+                              f"[{self.soft_lower[i]}, {self.soft_upper[i]}]")
+        if not self.joint_limit_margin_rad < self.stand_up_max_error_rad:
+            raise _config_error(
+                "joint_limit_margin_rad", f"{self.joint_limit_margin_rad} must be below stand_up_max_error_rad "
+                f"{self.stand_up_max_error_rad}: a stand-up from a pose the limits accept would abort at once")
+        for i, joint in enumerate(names):
+            if not self.torque_limits[i] > 0:
+                raise _config_error("torque_limits", f"{joint}: must be > 0, got {self.torque_limits[i]}")
+
+        def frozen(values: tuple[float, ...]) -> np.ndarray:
+            array = np.array(values, dtype=np.float64)
+            array.setflags(write=False)
+            return array
+
+        # Not a dataclass field: equality, hashing and repr ignore it.
+        object.__setattr__(self, "_vectors", SafetyVectors(*(frozen(getattr(self, f)) for f in _VECTOR_FIELDS)))
+
+    @property
+    def vectors(self) -> SafetyVectors:
+        return self._vectors  # type: ignore[attr-defined]
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    @classmethod
+    def for_contract(
+        cls,
+        contract: Contract,
+        *,
+        torque_derate: float = DEFAULT_TORQUE_DERATE,
+        soft_limit_margin_rad: float = DEFAULT_SOFT_LIMIT_MARGIN_RAD,
+        **overrides: Any,
+    ) -> SafetyConfig:
+        """The config for a policy contract: joint names, default pose, action scale/limit, kp/kd
+        from the contract; torque limits = contract torque limits x `torque_derate`. Soft limits
+        (the Go1 range shrunk by `soft_limit_margin_rad`) and the lying pose are looked up *by joint
+        name*, so a contract in another joint order gets its own order; joints that are not Go1
+        joints need explicit `soft_lower`/`soft_upper`/`lying_pose` overrides. Any field can be
+        overridden by keyword."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise TypeError(f"SafetyConfig has no fields {unknown}; fields are {sorted(known)}")
+        if not (math.isfinite(torque_derate) and 0 < torque_derate <= 1):
+            raise _config_error("torque_limits", f"torque_derate must be in (0, 1], got {torque_derate}")
+        if not (math.isfinite(soft_limit_margin_rad) and soft_limit_margin_rad >= 0):
+            raise _config_error("soft_lower", f"soft_limit_margin_rad must be >= 0, got {soft_limit_margin_rad}")
+        names = tuple(contract.joint_names)
+        values: dict[str, Any] = dict(
+            joint_names=names,
+            default_pose=tuple(contract.default_pose),
+            action_scale=contract.action_scale,
+            action_limit=contract.action_limit,
+            kp=contract.kp,
+            kd=contract.kd,
+            torque_limits=tuple(float(t) * torque_derate for t in contract.torque_limits),
+        )
+        by_name = {
+            "soft_lower": {k: x + soft_limit_margin_rad for k, x in _go1_per_joint(go1.JOINT_LOWER).items()},
+            "soft_upper": {k: x - soft_limit_margin_rad for k, x in _go1_per_joint(go1.JOINT_UPPER).items()},
+            "lying_pose": _go1_per_joint(_GO1_LYING_POSE),
+        }
+        for name, table in by_name.items():
+            if name in overrides:
+                continue
+            missing = [j for j in names if j not in table]
+            if missing:
+                raise _config_error(name, f"no Go1 default for joints {missing}; pass {name}=... explicitly")
+            values[name] = tuple(table[j] for j in names)
+        values.update(overrides)
+        return cls(**values)
+
+
+def _as_float(x: Any) -> float:
+    if isinstance(x, (bool, np.bool_)):
+        raise TypeError("a bool is not a number here")
+    return float(x)
+
+
+# ---- inputs and outputs --------------------------------------------------------------------------
+
+@dataclass
+class RobotSensors:
+    """The latest robot state, in the contract's joint order.
+
+    `stamp_s` is when the state was measured (same clock as the `now_s` given to the machine).
+    Arrays are converted to float64 on construction; a wrong rank or a q/dq size mismatch is a
+    ValueError here (the node turns that into `report_fault(Fault.BAD_MESSAGE, ...)`), a size that
+    differs from the config is a BAD_MESSAGE fault in `update()`, NaN/Inf is left for `update()`.
+    """
+
+    stamp_s: float
+    q: np.ndarray
+    dq: np.ndarray
+    roll_pitch: np.ndarray
+    estop: bool
+
+    def __post_init__(self) -> None:
+        self.stamp_s = float(self.stamp_s)
+        for name in ("q", "dq", "roll_pitch"):
+            array = np.asarray(getattr(self, name), dtype=np.float64)
+            if array.ndim != 1:
+                raise ValueError(f"RobotSensors.{name}: expected a vector, got shape {array.shape}")
+            setattr(self, name, array)
+        if self.q.shape != self.dq.shape:
+            raise ValueError(f"RobotSensors.dq: shape {self.dq.shape} differs from q's {self.q.shape}")
+        if self.roll_pitch.shape != (2,):
+            raise ValueError(f"RobotSensors.roll_pitch: expected shape (2,), got {self.roll_pitch.shape}")
+        self.estop = bool(self.estop)
+
+
+@dataclass
+class Command:
+    """What `update()` decided for this tick."""
+
+    state: FsmState
+    mode: RobotMode  # the mode to request from the robot side (publish on change)
+    targets: np.ndarray | None  # joint targets to publish now; None: publish nothing
+    policy_targets: np.ndarray | None  # the clamped policy targets of a policy step, also in dry run
+    faults: Fault = Fault.NONE  # fault conditions seen this tick (tripping or not)
+    clamps: Clamp = Clamp.NONE  # clamps that changed the policy targets this tick
+    entered: bool = False  # the state changed since the previous update()
+    reason: str = ""  # human-readable, for logs and diagnostics
+
+
+# ---- the machine ---------------------------------------------------------------------------------
+
+def _smooth(fraction: float) -> float:
+    """Cosine ease 0 -> 1 with zero slope at both ends."""
+    f = min(max(fraction, 0.0), 1.0)
+    return 0.5 - 0.5 * math.cos(math.pi * f)
+
+
+def _interpolate(start: np.ndarray, end: np.ndarray, s: float) -> np.ndarray:
+    # (1 - s) * start + s * end: exactly `start` at s = 0 and exactly `end` at s = 1.
+    return (1.0 - s) * start + s * end
+
+
+class SafetyMachine:
+    """The safety FSM (see the module docstring). Not thread-safe: call it from one thread."""
+
+    def __init__(self, cfg: SafetyConfig) -> None:
+        self._cfg = cfg
+        v = cfg.vectors
+        self._low = v.soft_lower
+        self._high = v.soft_upper
+        self._hold = np.clip(v.default_pose, v.soft_lower, v.soft_upper)
+        self._lying = np.clip(v.lying_pose, v.soft_lower, v.soft_upper)
+        self._state = FsmState.INIT
+        self._mode = RobotMode.PASSIVE
+        # Modes requested before the current one that the robot has not yet been seen to leave.
+        self._modes_in_flight: set[RobotMode] = set()
+        self._entered = False
+        self._pending_faults = Fault.NONE
+        self._pending_reasons: list[str] = []
+        self._anchor_pending = False
+        self._trajectory_start = self._hold.copy()
+        self._trajectory_t0 = 0.0
+        self._last_sensors: RobotSensors | None = None
+        self._last_published: np.ndarray | None = None
+        self._policy_previous = self._hold.copy()
+        self._overruns = 0
+        self._last_action_s = 0.0
+        self._damping_reason = ""
+        self._reason = "waiting for the first robot state"
+        self.last_refusal = ""
+
+    # ---- read-only views ----------------------------------------------------------------------
+    @property
+    def config(self) -> SafetyConfig:
+        return self._cfg
+
+    @property
+    def state(self) -> FsmState:
+        return self._state
+
+    @property
+    def requested_mode(self) -> RobotMode:
+        return self._mode
+
+    @property
+    def reason(self) -> str:
+        return self._reason
+
+    @property
+    def damping_reason(self) -> str:
+        """Why the machine went to DAMPING (the first cause, kept while latched)."""
+        return self._damping_reason
+
+    @property
+    def hold_pose(self) -> np.ndarray:
+        return self._hold.copy()
+
+    # ---- transitions --------------------------------------------------------------------------
+    def _mode_for(self, state: FsmState) -> RobotMode:
+        if state == FsmState.DAMPING:
+            return RobotMode.DAMPING
+        if state in (FsmState.STAND_UP, FsmState.STAND, FsmState.SIT_DOWN):
+            return RobotMode.ACTIVE_STAND
+        if state == FsmState.POLICY:
+            return RobotMode.ACTIVE_STAND if self._cfg.dry_run else RobotMode.ACTIVE_POLICY
+        return RobotMode.PASSIVE  # INIT, PASSIVE
+
+    def _set_state(self, new: FsmState, now_s: float, reason: str) -> None:
+        if new == self._state:
+            return
+        self._state = new
+        self._entered = True
+        self._reason = reason
+        mode = self._mode_for(new)
+        if mode != self._mode:
+            self._modes_in_flight.add(self._mode)
+            self._mode = mode
+        if new in (FsmState.STAND_UP, FsmState.SIT_DOWN):
+            self._anchor_pending = True
+        if new == FsmState.POLICY:
+            self._policy_previous = self._hold.copy()
+            self._overruns = 0
+            self._last_action_s = now_s
+        if new == FsmState.DAMPING:
+            self._damping_reason = reason
+        if new not in ACTUATING_STATES:
+            self._last_published = None
+
+    def _trip(self, now_s: float, reason: str) -> None:
+        self._set_state(FsmState.DAMPING, now_s, reason)
+
+    # ---- checks -------------------------------------------------------------------------------
+    def _check_stream(self, now_s: float, sensors: RobotSensors | None) -> tuple[Fault, list[str]]:
+        """E-stop, freshness, size and finiteness of the state stream."""
+        cfg = self._cfg
+        if sensors is None:
+            return Fault.STALE_STATE, ["no robot state"]
+        faults = Fault.NONE
+        reasons: list[str] = []
+        if sensors.estop:
+            faults |= Fault.ESTOP
+            reasons.append("e-stop")
+        age = now_s - sensors.stamp_s
+        if not (-cfg.state_timeout_s <= age <= cfg.state_timeout_s):
+            faults |= Fault.STALE_STATE
+            reasons.append(f"robot state age {age * 1e3:.1f} ms (limit {cfg.state_timeout_s * 1e3:.1f} ms)")
+        n = cfg.num_joints
+        if sensors.q.shape != (n,) or sensors.dq.shape != (n,) or sensors.roll_pitch.shape != (2,):
+            faults |= Fault.BAD_MESSAGE
+            reasons.append(f"robot state has {sensors.q.shape} joints, expected {n}")
+            return faults, reasons
+        bad = [name for name in ("q", "dq", "roll_pitch") if not np.all(np.isfinite(getattr(sensors, name)))]
+        if bad:
+            faults |= Fault.NONFINITE_OBSERVATION
+            reasons.append(f"NaN/Inf in the robot state ({', '.join(bad)})")
+        return faults, reasons
+
+    def _check_pose(self, sensors: RobotSensors) -> tuple[Fault, list[str]]:
+        """Tilt and measured joint limits (a well-formed, finite state)."""
+        cfg = self._cfg
+        faults = Fault.NONE
+        reasons: list[str] = []
+        roll, pitch = (float(x) for x in sensors.roll_pitch)
+        if abs(roll) > cfg.max_tilt_rad or abs(pitch) > cfg.max_tilt_rad:
+            faults |= Fault.TILT
+            reasons.append(f"tilt roll {roll:.2f} pitch {pitch:.2f} rad (limit {cfg.max_tilt_rad:.2f})")
+        margin = cfg.joint_limit_margin_rad
+        outside = (sensors.q < self._low - margin) | (sensors.q > self._high + margin)
+        if np.any(outside):
+            faults |= Fault.JOINT_LIMIT
+            details = ", ".join(
+                f"{cfg.joint_names[i]} = {sensors.q[i]:.3f} (soft [{self._low[i]:.3f}, {self._high[i]:.3f}])"
+                for i in np.flatnonzero(outside))
+            reasons.append(f"joint outside soft limits by more than {margin} rad: {details}")
+        return faults, reasons
+
+    def _ready(self, now_s: float, *, pose: bool) -> str | None:
+        """Why the latest state does not allow a transition that will (or may) actuate; None if it does."""
+        sensors = self._last_sensors
+        if sensors is None:
+            return "no robot state yet"
+        faults, reasons = self._check_stream(now_s, sensors)
+        if not faults and pose:
+            faults, reasons = self._check_pose(sensors)
+        return "; ".join(reasons) if faults else None
+
+    # ---- operator and external inputs ---------------------------------------------------------
+    def request(self, request: Request, now_s: float) -> bool:
+        """Apply an operator request now if it is allowed; False (reason in `last_refusal`) if not."""
+        state = self._state
+        why: str | None = None
+        if request == Request.DAMP:
+            if state != FsmState.DAMPING:
+                self._set_state(FsmState.DAMPING, now_s, "operator requested damping")
+            return True
+        if request == Request.RESET:
+            if state != FsmState.DAMPING:
+                why = f"RESET only leaves DAMPING (state is {state.name})"
+            else:
+                why = self._ready(now_s, pose=False)
+            if why is None:
+                self._set_state(FsmState.PASSIVE, now_s, "operator reset from DAMPING")
+                self._damping_reason = ""
+        elif request == Request.STAND_UP:
+            if state != FsmState.PASSIVE:
+                why = f"STAND_UP only from PASSIVE (state is {state.name})"
+            else:
+                why = self._ready(now_s, pose=True)
+            if why is None:
+                self._set_state(FsmState.STAND_UP, now_s, "operator requested stand-up")
+        elif request == Request.START_POLICY:
+            if state != FsmState.STAND:
+                why = f"START_POLICY only from STAND (state is {state.name})"
+            else:
+                why = self._ready(now_s, pose=True)
+            if why is None:
+                self._set_state(FsmState.POLICY, now_s,
+                                "policy started (dry run: not actuated)" if self._cfg.dry_run else "policy started")
+        elif request == Request.SIT_DOWN:
+            if state not in (FsmState.STAND, FsmState.POLICY):
+                why = f"SIT_DOWN only from STAND or POLICY (state is {state.name})"
+            else:
+                self._set_state(FsmState.SIT_DOWN, now_s, "operator requested sit-down")
+        else:  # pragma: no cover - exhaustive over Request
+            raise ValueError(f"unknown request {request!r}")
+        if why is not None:
+            self.last_refusal = f"{request.name} refused: {why}"
+            return False
+        return True
+
+    def report_fault(self, fault: Fault, now_s: float, reason: str) -> None:
+        """A fault found outside the machine (e.g. BAD_MESSAGE): DAMPING now, from every state.
+        The next `update()` reports it in `Command.faults`."""
+        fault = Fault(fault)
+        if fault == Fault.NONE:
+            raise ValueError("report_fault needs a fault, got Fault.NONE")
+        self._pending_faults |= fault
+        self._pending_reasons.append(f"{fault.name}: {reason}" if fault.name else reason)
+        self._trip(now_s, f"{fault.name}: {reason}" if fault.name else reason)
+
+    def observe_robot_mode(self, reported: RobotMode, now_s: float) -> Fault:
+        """Check a mode reported by the robot side against what was requested.
+
+        Accepted: the requested mode; a mode requested earlier that the robot has not yet been seen
+        to leave (the switch is in flight); any unactuated mode (PASSIVE/DAMPING) while an unactuated
+        mode is requested. Anything else (the robot actuating unasked, or dropping out of the
+        requested active mode after reaching it) is reported as Fault.ROBOT_MODE -> DAMPING.
+        """
+        reported = RobotMode(reported)
+        if reported == self._mode:
+            self._modes_in_flight.clear()
+            return Fault.NONE
+        unactuated = (RobotMode.PASSIVE, RobotMode.DAMPING)
+        if reported in self._modes_in_flight or (reported in unactuated and self._mode in unactuated):
+            return Fault.NONE
+        self.report_fault(Fault.ROBOT_MODE, now_s,
+                          f"robot reports {reported.name}, requested {self._mode.name}")
+        return Fault.ROBOT_MODE
+
+    # ---- the tick -----------------------------------------------------------------------------
+    def update(
+        self,
+        now_s: float,
+        sensors: RobotSensors | None,
+        action: ArrayLike | None = None,
+        inference_s: float | None = None,
+        observation_finite: bool = True,
+    ) -> Command:
+        """Decide this tick. A policy step passes the action (and its inference time); a watchdog
+        tick passes action=None. Faults go to DAMPING in this very call."""
+        cfg = self._cfg
+        faults = self._pending_faults
+        reasons = list(self._pending_reasons)
+        self._pending_faults = Fault.NONE
+        self._pending_reasons = []
+        targets: np.ndarray | None = None
+        policy_targets: np.ndarray | None = None
+        clamps = Clamp.NONE
+
+        stream_faults, stream_reasons = self._check_stream(now_s, sensors)
+        # What requests judge readiness by: the latest state, or nothing if it was missing or malformed.
+        self._last_sensors = None if sensors is None or stream_faults & Fault.BAD_MESSAGE else sensors
+        state = self._state
+
+        if state == FsmState.INIT:
+            faults |= stream_faults
+            if stream_faults:
+                self._reason = "INIT: waiting for " + "; ".join(stream_reasons)
+            else:
+                self._set_state(FsmState.PASSIVE, now_s, "robot state valid and e-stop clear")
+        elif state == FsmState.PASSIVE:
+            faults |= stream_faults
+            if stream_faults & Fault.ESTOP:
+                self._trip(now_s, "e-stop")
+            elif stream_faults:
+                self._reason = "PASSIVE (stand-up refused while: " + "; ".join(stream_reasons) + ")"
+            else:
+                self._reason = "PASSIVE"
+        elif state == FsmState.DAMPING:
+            faults |= stream_faults
+        else:
+            assert sensors is not None or stream_faults
+            faults |= stream_faults
+            reasons += stream_reasons
+            if not stream_faults:
+                assert sensors is not None
+                pose_faults, pose_reasons = self._check_pose(sensors)
+                faults |= pose_faults
+                reasons += pose_reasons
+                if not pose_faults:
+                    if state == FsmState.STAND_UP:
+                        targets, more, why = self._stand_up(now_s, sensors)
+                    elif state == FsmState.STAND:
+                        targets, more, why = self._hold.copy(), Fault.NONE, ""
+                        self._reason = "STAND: holding the default pose"
+                    elif state == FsmState.SIT_DOWN:
+                        targets, more, why = self._sit_down(now_s, sensors)
+                    else:
+                        targets, policy_targets, clamps, more, why = self._policy(
+                            now_s, sensors, action, inference_s, observation_finite)
+                    faults |= more
+                    if why:
+                        reasons.append(why)
+            if faults:
+                targets = None
+                policy_targets = None
+                clamps = Clamp.NONE
+                self._trip(now_s, "; ".join(reasons))
+
+        if self._state == FsmState.DAMPING:
+            targets = None
+            self._reason = f"DAMPING (latched until RESET): {self._damping_reason}"
+            if stream_faults and state == FsmState.DAMPING:
+                self._reason += "; now: " + "; ".join(stream_reasons)
+        if targets is not None:
+            # Belt and braces: every published target is inside the soft limits.
+            targets = np.clip(targets, self._low, self._high)
+            self._last_published = targets.copy()
+        entered = self._entered
+        self._entered = False
+        return Command(
+            state=self._state,
+            mode=self._mode,
+            targets=targets,
+            policy_targets=policy_targets,
+            faults=faults,
+            clamps=clamps,
+            entered=entered,
+            reason=self._reason,
+        )
+
+    def _anchor(self, now_s: float, start: np.ndarray) -> None:
+        if self._anchor_pending:
+            self._trajectory_start = np.clip(start, self._low, self._high)
+            self._trajectory_t0 = now_s
+            self._anchor_pending = False
+
+    def _stand_up(self, now_s: float, sensors: RobotSensors) -> tuple[np.ndarray | None, Fault, str]:
+        cfg = self._cfg
+        self._anchor(now_s, sensors.q)
+        elapsed = now_s - self._trajectory_t0
+        target = np.clip(_interpolate(self._trajectory_start, self._hold, _smooth(elapsed / cfg.stand_up_time_s)),
+                         self._low, self._high)
+        error = np.abs(sensors.q - target)
+        worst = int(np.argmax(error))
+        if error[worst] > cfg.stand_up_max_error_rad:
+            return None, Fault.STAND_UP_ERROR, (
+                f"stand-up: {cfg.joint_names[worst]} lags its target by {error[worst]:.3f} rad "
+                f"(limit {cfg.stand_up_max_error_rad})")
+        if elapsed >= cfg.stand_up_time_s:
+            self._set_state(FsmState.STAND, now_s, "stand-up done")
+            self._reason = "STAND: holding the default pose"
+            return self._hold.copy(), Fault.NONE, ""
+        self._reason = f"STAND_UP: {min(elapsed / cfg.stand_up_time_s, 1.0) * 100:.0f}%"
+        return target, Fault.NONE, ""
+
+    def _sit_down(self, now_s: float, sensors: RobotSensors) -> tuple[np.ndarray | None, Fault, str]:
+        cfg = self._cfg
+        self._anchor(now_s, self._last_published if self._last_published is not None else sensors.q)
+        elapsed = now_s - self._trajectory_t0
+        if elapsed >= cfg.sit_down_time_s:
+            self._set_state(FsmState.PASSIVE, now_s, "sit-down done")
+            return None, Fault.NONE, ""
+        target = _interpolate(self._trajectory_start, self._lying, _smooth(elapsed / cfg.sit_down_time_s))
+        self._reason = f"SIT_DOWN: {elapsed / cfg.sit_down_time_s * 100:.0f}%"
+        return np.clip(target, self._low, self._high), Fault.NONE, ""
+
+    def _policy(
+        self,
+        now_s: float,
+        sensors: RobotSensors,
+        action: ArrayLike | None,
+        inference_s: float | None,
+        observation_finite: bool,
+    ) -> tuple[np.ndarray | None, np.ndarray | None, Clamp, Fault, str]:
+        cfg = self._cfg
+        hold = self._hold.copy() if cfg.dry_run else None
+        faults = Fault.NONE
+        reasons: list[str] = []
+        if not observation_finite:
+            faults |= Fault.NONFINITE_OBSERVATION
+            reasons.append("NaN/Inf in the policy observation")
+        if action is None and inference_s is None:  # watchdog tick
+            idle = now_s - self._last_action_s
+            if idle > cfg.action_timeout_s:
+                faults |= Fault.INFERENCE_OVERRUN
+                reasons.append(f"no policy action for {idle * 1e3:.1f} ms (limit {cfg.action_timeout_s * 1e3:.1f} ms)")
+            if faults:
+                return None, None, Clamp.NONE, faults, "; ".join(reasons)
+            self._reason = "POLICY (dry run)" if cfg.dry_run else "POLICY"
+            return hold, None, Clamp.NONE, Fault.NONE, ""
+
+        # A policy step.
+        a: np.ndarray | None = None
+        if action is None:
+            faults |= Fault.NONFINITE_ACTION
+            reasons.append("policy step without an action")
+        else:
+            a = np.array(action, dtype=np.float64)
+            if a.shape != (cfg.num_joints,):
+                faults |= Fault.BAD_MESSAGE
+                reasons.append(f"action has shape {a.shape}, expected ({cfg.num_joints},)")
+            elif not np.all(np.isfinite(a)):
+                faults |= Fault.NONFINITE_ACTION
+                reasons.append(f"NaN/Inf in the action at joints {np.flatnonzero(~np.isfinite(a)).tolist()}")
+        if inference_s is not None and not inference_s <= cfg.max_inference_s:  # NaN counts as an overrun
+            self._overruns += 1
+            if self._overruns >= cfg.max_consecutive_overruns:
+                faults |= Fault.INFERENCE_OVERRUN
+                reasons.append(f"inference {inference_s * 1e3:.2f} ms over {cfg.max_inference_s * 1e3:.2f} ms "
+                               f"on {self._overruns} consecutive policy steps")
+        else:
+            self._overruns = 0
+        if faults:
+            return None, None, Clamp.NONE, faults, "; ".join(reasons)
+        assert a is not None
+        self._last_action_s = now_s
+        policy_targets, clamps = clamp_policy_targets(a, sensors.q, sensors.dq, self._policy_previous, cfg)
+        self._policy_previous = policy_targets.copy()
+        self._reason = "POLICY (dry run)" if cfg.dry_run else "POLICY"
+        if clamps:
+            self._reason += f", clamped: {clamps!r}"
+        return (hold if cfg.dry_run else policy_targets.copy()), policy_targets, clamps, Fault.NONE, ""
+
