@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from dhal.envs.contract import Contract
@@ -62,20 +63,24 @@ class JointMapping:
             self._cache[key] = np.array([key.index(j) for j in self.joints])
         return self._cache[key]
 
-    def reorder(self, names: Sequence[str], values: Sequence[float], what: str) -> np.ndarray:
-        if len(values) != len(names):
-            raise MessageError(f"{what} has {len(values)} values for {len(names)} joint names")
-        return np.asarray(values, dtype=np.float64)[self.indices(names)]
+    def reorder(self, names: Sequence[str], values: npt.ArrayLike, what: str) -> np.ndarray:
+        array = np.asarray(values, dtype=np.float64).reshape(-1)
+        if array.size != len(names):
+            raise MessageError(f"{what} has {array.size} values for {len(names)} joint names")
+        return array[self.indices(names)]
 
 
-def signals_from_messages(mapping: JointMapping, names: Sequence[str], position: Sequence[float],
-                          velocity: Sequence[float], quat_xyzw: Sequence[float], gyro: Sequence[float]) -> RobotSignals:
+def signals_from_messages(mapping: JointMapping, names: Sequence[str], position: npt.ArrayLike,
+                          velocity: npt.ArrayLike, quat_xyzw: npt.ArrayLike, gyro: npt.ArrayLike) -> RobotSignals:
     """JointState (names, position, velocity) + Imu (orientation x,y,z,w as ROS sends it, angular
     velocity) -> signals, or a MessageError naming what is wrong."""
-    x, y, z, w = (float(v) for v in quat_xyzw)
+    quat = np.asarray(quat_xyzw, dtype=np.float64).reshape(-1)
+    if quat.shape != (4,):
+        raise MessageError(f"IMU orientation has {quat.size} values, expected x, y, z, w")
+    x, y, z, w = (float(v) for v in quat)
     norm = np.sqrt(w * w + x * x + y * y + z * z)
     if not np.isfinite(norm) or abs(norm - 1.0) > 0.05:
-        raise MessageError(f"IMU orientation {list(quat_xyzw)} is not a unit quaternion (norm {norm:.3f})")
+        raise MessageError(f"IMU orientation {quat.tolist()} is not a unit quaternion (norm {norm:.3f})")
     signals = RobotSignals(
         joint_pos=mapping.reorder(names, position, "JointState.position"),
         joint_vel=mapping.reorder(names, velocity, "JointState.velocity"),
@@ -108,7 +113,7 @@ class ObservationBuilder:
         self.step = 0
         self._refill = True
 
-    def build(self, signals: RobotSignals, command: Sequence[float]) -> np.ndarray:
+    def build(self, signals: RobotSignals, command: npt.ArrayLike) -> np.ndarray:
         """The policy input for this step, float32 [H*F]. Call `record_action` after acting."""
         as_row = lambda v: torch.as_tensor(np.asarray(v, dtype=np.float32)).unsqueeze(0)  # noqa: E731
         commands = as_row(command)

@@ -40,9 +40,15 @@ ROBOT_MODE = Topic("/go1/mode", "std_msgs/msg/UInt8", reliable=True, transient_l
 ESTOP = Topic("/estop", "std_msgs/msg/Bool", reliable=True, transient_local=True)
 CMD_VEL = Topic("/cmd_vel", "geometry_msgs/msg/Twist", reliable=True)
 DIAGNOSTICS = Topic("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray", reliable=True, depth=10)
+# Operator requests by name (stand_up, start_policy, sit_down, damp, reset): what the joystick
+# buttons do, for a script or a laptop without the Go1 remote. The controller's FSM state is
+# published for monitors and tests.
+OPERATOR = Topic("/dhal/operator", "std_msgs/msg/String", reliable=True, depth=10)
+FSM_STATE = Topic("/dhal/fsm_state", "std_msgs/msg/UInt8", reliable=True, transient_local=True)
 # Simulator ground truth (the real robot has none): base pose and twist in the world frame.
 SIM_BASE_POSE = Topic("/sim/base_pose", "nav_msgs/msg/Odometry", reliable=False)
 
 ALL_TOPICS: tuple[Topic, ...] = (
-    JOINT_STATES, IMU, JOY, JOINT_TARGETS, MODE_REQUEST, ROBOT_MODE, ESTOP, CMD_VEL, DIAGNOSTICS, SIM_BASE_POSE,
+    JOINT_STATES, IMU, JOY, JOINT_TARGETS, MODE_REQUEST, ROBOT_MODE, ESTOP, CMD_VEL, DIAGNOSTICS, OPERATOR,
+    FSM_STATE, SIM_BASE_POSE,
 )

@@ -9,6 +9,11 @@
     dhal eval RUN_DIR --episodes 64            success rate, tracking, falls, mode statistics
     dhal export RUN_DIR --out policy.onnx      deterministic policy + contract metadata as ONNX
     dhal bench export RUN_DIR                  inference latency paced at the control rate
+    dhal deploy sim                            the simulated Go1 on the deploy topics (ROS 2)
+    dhal deploy policy policy.onnx             the onboard controller (dry run unless --no-dry-run)
+    dhal deploy go1-bridge --config go1.json   the real Go1's UDP link on the same topics (docs/bringup.md)
+    dhal deploy request stand_up               operator request or e-stop, without the ROS CLI
+    dhal deploy log-info LOG.mcap              what a deploy log holds
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Sequence
 
 from tyro.extras import SubcommandApp
 
-from dhal.commands import bench_env, bench_update, export, play, sim, train
+from dhal.commands import bench_env, bench_update, deploy, export, play, sim, train
 from dhal.commands import eval as eval_command
 from dhal.commands.errors import CommandError
 from dhal.policies.bench_modes import BenchModesConfig, run_modes_benchmark
@@ -39,6 +44,16 @@ def build_app() -> SubcommandApp:
     bench.command(name="modes")(BenchModesConfig)
     bench.command(name="export")(export.BenchExportConfig)
     app.command(bench, name="bench", help="Measure throughput.")
+    from dhal.deploy.nodes.policy_node import PolicyNodeConfig
+    from dhal.deploy.nodes.sim_node import SimNodeConfig
+
+    robot = SubcommandApp()
+    robot.command(name="sim")(SimNodeConfig)
+    robot.command(name="policy")(PolicyNodeConfig)
+    robot.command(name="request")(deploy.RequestConfig)
+    robot.command(name="log-info")(deploy.LogInfoConfig)
+    app.command(robot, name="deploy", help="The robot computer's processes (ROS 2) and their tools; "
+                "`dhal deploy go1-bridge --help` for the Go1 UDP bridge.")
     return app
 
 
@@ -59,6 +74,14 @@ def dispatch(config: object) -> None:
         print(play.report(play.run(config)))
     elif isinstance(config, eval_command.EvalConfig):
         print(eval_command.report(eval_command.run(config)))
+    elif type(config).__name__ == "PolicyNodeConfig":
+        print(deploy.run_policy_node(config))
+    elif type(config).__name__ == "SimNodeConfig":
+        print(deploy.run_sim_node(config))
+    elif isinstance(config, deploy.RequestConfig):
+        print(deploy.run_request(config))
+    elif isinstance(config, deploy.LogInfoConfig):
+        print(deploy.run_log_info(config))
     elif isinstance(config, export.ExportConfig):
         print(export.run_export(config))
     elif isinstance(config, export.BenchExportConfig):
@@ -69,6 +92,11 @@ def dispatch(config: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:2] == ["deploy", "go1-bridge"]:
+        # The bridge takes `--config FILE.json` before its flags, so it parses its own arguments.
+        from dhal.deploy.go1 import bridge_node
+
+        return bridge_node.main(args[2:])
     config = build_app().cli(prog="dhal", description=DESCRIPTION, args=args)
     try:
         dispatch(config)

@@ -1,0 +1,237 @@
+"""The onboard policy node: robot state in, joint targets and a robot-mode request out, over rclpy.
+
+All decisions live in `PolicyController` (and its `SafetyMachine`); this file wires topics to it,
+publishes what it decides, and logs every input, output and policy step to one MCAP file on a
+writer thread. Run it with `dhal deploy policy POLICY.onnx` (dry run unless --no-dry-run).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import tyro
+
+from dhal.deploy import topics
+from dhal.deploy.controller import ControllerConfig, PolicyController, TickOutput
+from dhal.deploy.nodes import common
+from dhal.deploy.operator import parse_request
+from dhal.deploy.runtime import OnnxPolicy
+from dhal.deploy.safety import Fault, FsmState, SafetyConfig
+
+NODE_NAME = "dhal_policy"
+
+
+@dataclass
+class PolicyNodeConfig:
+    """Run the policy node (ONNX Runtime, one thread) on the deploy topics."""
+
+    policy: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="POLICY_ONNX")]
+    """An ONNX file written by `dhal export`."""
+    dry_run: bool = True
+    """Compute and log everything, but never request ACTIVE_POLICY (the robot only stands)."""
+    auto_start_after_s: float | None = None
+    """Unattended start (sim-in-the-loop): stand up at once, start the policy after standing this long."""
+    safety: tuple[str, ...] = ()
+    """SafetyConfig overrides KEY=VALUE, e.g. state_timeout_s=0.03 max_tilt_rad=0.9."""
+    state_rate_hz: float = 200.0
+    """The robot side's joint-state rate; the policy steps on the first state one control period after the last."""
+    log_dir: Path | None = Path("logs")
+    """Where the MCAP log goes (one file per run); none with --log-dir ''."""
+    duration_s: float | None = None
+    """Stop after this long (default: until SIGINT/SIGTERM)."""
+    executor: str = "events"
+    """rclpy executor: events (EventsExecutor) or single (SingleThreadedExecutor)."""
+    domain_id: int | None = None
+    """ROS domain id (default: $ROS_DOMAIN_ID or 0)."""
+    diagnostics_hz: float = 1.0
+    expected_contract_digest: str | None = None
+    """Refuse a policy whose contract digest differs (the robot side's contract)."""
+
+
+def safety_config(cfg: PolicyNodeConfig, policy: OnnxPolicy) -> SafetyConfig:
+    from dhal.commands.env_options import parse_overrides
+
+    overrides = parse_overrides(cfg.safety)
+    overrides["dry_run"] = cfg.dry_run
+    try:
+        return SafetyConfig.for_contract(policy.contract, **overrides)
+    except TypeError as error:
+        raise ValueError(str(error)) from error
+
+
+class PolicyNode:
+    def __init__(self, cfg: PolicyNodeConfig, context: Any) -> None:
+        from rclpy.node import Node
+
+        self.cfg = cfg
+        self.policy = OnnxPolicy(cfg.policy)
+        digest = self.policy.metadata["dhal.contract_digest"]
+        if cfg.expected_contract_digest is not None and digest != cfg.expected_contract_digest:
+            raise ValueError(f"{cfg.policy} has contract {digest}, the robot side expects {cfg.expected_contract_digest}")
+        self.policy.warm_up()
+        self.controller = PolicyController(
+            self.policy, safety_config(cfg, self.policy),
+            ControllerConfig(state_period_s=1.0 / cfg.state_rate_hz, auto_start_after_s=cfg.auto_start_after_s))
+        resolved = {**dataclasses.asdict(cfg), "safety_resolved": dataclasses.asdict(self.controller.safety.config)}
+        self.log = common.open_log(
+            cfg.log_dir, NODE_NAME,
+            {**common.session_metadata(NODE_NAME, resolved),
+             "policy": {"sha256": self.policy.sha256, "contract_digest": digest, "file": cfg.policy.name}},
+            {"policy.onnx": cfg.policy.read_bytes(), "config.json": json.dumps(resolved, default=str).encode()})
+        self.node = Node(NODE_NAME, context=context)
+        self.clock = self.node.get_clock()
+        self._sub(topics.JOINT_STATES, self._on_joint_state)
+        self._sub(topics.IMU, self._on_imu)
+        self._sub(topics.ESTOP, self._on_estop)
+        self._sub(topics.CMD_VEL, self._on_cmd_vel)
+        self._sub(topics.JOY, self._on_joy)
+        self._sub(topics.OPERATOR, self._on_operator)
+        self._sub(topics.ROBOT_MODE, self._on_robot_mode)
+        self.pub_targets = self._pub(topics.JOINT_TARGETS)
+        self.pub_mode = self._pub(topics.MODE_REQUEST)
+        self.pub_fsm = self._pub(topics.FSM_STATE)
+        self.pub_diag = self._pub(topics.DIAGNOSTICS)
+        self._last_fsm: FsmState | None = None
+        period = self.policy.contract.control_dt
+        self.node.create_timer(period, self._on_watchdog)
+        self.node.create_timer(1.0 / cfg.diagnostics_hz, self._on_diagnostics)
+        self.node.get_logger().info(
+            f"policy {cfg.policy.name} (contract {digest}), {'DRY RUN' if cfg.dry_run else 'LIVE'}, "
+            f"{1 / period:.0f} Hz, triggered by joint states")
+
+    # ---- plumbing ----------------------------------------------------------------------------------
+    def _sub(self, topic: topics.Topic, callback: Any) -> None:
+        from dhal.deploy.ros import message_class, qos
+
+        def logged(msg: Any) -> None:
+            self._log(topic, msg)
+            callback(msg)
+
+        self.node.create_subscription(message_class(topic), topic.name, logged, qos(topic))
+
+    def _pub(self, topic: topics.Topic) -> Any:
+        from dhal.deploy.ros import message_class, qos
+
+        return self.node.create_publisher(message_class(topic), topic.name, qos(topic))
+
+    def _log(self, topic: topics.Topic, msg: Any) -> None:
+        if self.log is not None:
+            self.log.log_message(topic, msg, common_now_ns())
+
+    def _publish(self, publisher: Any, topic: topics.Topic, msg: Any) -> None:
+        publisher.publish(msg)
+        self._log(topic, msg)
+
+    # ---- callbacks --------------------------------------------------------------------------------------
+    def _on_joint_state(self, msg: Any) -> None:
+        from dhal.deploy.ros import stamp_ns
+
+        self._apply(self.controller.on_joint_state(list(msg.name), msg.position, msg.velocity,
+                                                   stamp_ns(msg.header.stamp) / 1e9, common.wall_s()))
+
+    def _on_imu(self, msg: Any) -> None:
+        from dhal.deploy.ros import stamp_ns
+
+        q, w = msg.orientation, msg.angular_velocity
+        self.controller.on_imu((q.x, q.y, q.z, q.w), (w.x, w.y, w.z), stamp_ns(msg.header.stamp) / 1e9)
+
+    def _on_estop(self, msg: Any) -> None:
+        self._apply(self.controller.on_estop(bool(msg.data), common.wall_s()))
+
+    def _on_cmd_vel(self, msg: Any) -> None:
+        self.controller.on_velocity_command(msg.linear.x, msg.linear.y, msg.angular.z)
+
+    def _on_joy(self, msg: Any) -> None:
+        try:
+            self.controller.on_joy(list(msg.buttons), list(msg.axes), common.wall_s())
+        except ValueError as error:
+            self._apply(self.controller.fault(Fault.BAD_MESSAGE, f"/joy: {error}", common.wall_s()))
+
+    def _on_operator(self, msg: Any) -> None:
+        try:
+            request = parse_request(msg.data)
+        except ValueError as error:
+            self.node.get_logger().error(str(error))
+            return
+        self.controller.request(request, common.wall_s())
+        self._apply(self.controller.watchdog(common.wall_s()))
+
+    def _on_robot_mode(self, msg: Any) -> None:
+        self.controller.on_robot_mode(int(msg.data), common.wall_s())
+
+    def _on_watchdog(self) -> None:
+        self._apply(self.controller.watchdog(common.wall_s()))
+
+    def _on_diagnostics(self) -> None:
+        times = self.controller.inference_ms[-500:]
+        values = {"fsm_state": self.controller.safety.state.name, "reason": self.controller.safety.reason,
+                  "dry_run": self.cfg.dry_run, "log_dropped": self.log.dropped if self.log else 0}
+        if times:
+            values.update(inference_p50_ms=f"{np.percentile(times, 50):.3f}", inference_max_ms=f"{max(times):.3f}")
+        level = 2 if self.controller.safety.state == FsmState.DAMPING else 0
+        msg = common.diagnostic_array(self.clock.now().to_msg(), NODE_NAME, level, self.controller.safety.reason, values)
+        self._publish(self.pub_diag, topics.DIAGNOSTICS, msg)
+
+    def _apply(self, out: TickOutput | None) -> None:
+        while self.controller.notices:
+            self.node.get_logger().warning(self.controller.notices.pop(0))
+        if out is None:
+            return
+        from std_msgs.msg import Float64MultiArray, UInt8
+
+        if out.mode_request is not None:
+            self._publish(self.pub_mode, topics.MODE_REQUEST, UInt8(data=int(out.mode_request)))
+        if out.targets is not None:
+            msg = Float64MultiArray(data=[float(x) for x in out.targets])
+            # The step index rides in layout.data_offset, which the forward controller ignores, so
+            # a log of the robot side can be joined with the policy steps (latency, replay).
+            msg.layout.data_offset = out.record.step if out.record is not None else 0
+            self._publish(self.pub_targets, topics.JOINT_TARGETS, msg)
+        if out.command.state != self._last_fsm:
+            self._last_fsm = out.command.state
+            self._publish(self.pub_fsm, topics.FSM_STATE, UInt8(data=int(out.command.state)))
+            # rclpy binds one severity to each call site, hence two calls.
+            if out.command.state == FsmState.DAMPING:
+                self.node.get_logger().warning(f"{out.command.state.name}: {out.command.reason}")
+            else:
+                self.node.get_logger().info(f"{out.command.state.name}: {out.command.reason}")
+        if out.record is not None and self.log is not None:
+            self.log.log_step(out.record, common_now_ns())
+
+    def shutdown(self) -> None:
+        """Leave the robot damped, never stiff, whatever stopped the node."""
+        from std_msgs.msg import UInt8
+
+        try:
+            self._publish(self.pub_mode, topics.MODE_REQUEST, UInt8(data=int(topics.RobotMode.DAMPING)))
+        finally:
+            if self.log is not None:
+                self.log.close()
+            self.node.destroy_node()
+
+
+def common_now_ns() -> int:
+    return int(common.wall_s() * 1e9)
+
+
+def run(cfg: PolicyNodeConfig) -> str:
+    context = common.init_context(cfg.domain_id)
+    node = None
+    try:
+        node = PolicyNode(cfg, context)
+        executor = common.make_executor(context, cfg.executor)
+        executor.add_node(node.node)
+        common.spin_until(executor, context, common.StopFlag(cfg.duration_s))
+        state = node.controller.safety.state.name
+        steps = node.controller.steps
+        log = node.log.name if node.log is not None else "no log"
+    finally:
+        if node is not None:
+            node.shutdown()
+        context.try_shutdown()
+    return f"policy node stopped in {state} after {steps} control ticks; log: {log}"
