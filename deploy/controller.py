@@ -203,7 +203,10 @@ class PolicyController:
         mode_request = None if command.mode == self._last_mode else command.mode
         self._last_mode = command.mode
         record = self._record(now_s, command, observation, output, inference_s) if policy_step else None
-        return TickOutput(command=command, targets=command.targets, mode_request=mode_request, record=record)
+        # Targets go out on state-triggered steps only: one command per control period, each
+        # traceable to the state it answers; watchdog ticks only ever change the mode.
+        targets = command.targets if policy_step else None
+        return TickOutput(command=command, targets=targets, mode_request=mode_request, record=record)
 
     def _record(self, now_s: float, command: Command, observation: np.ndarray | None, output: PolicyOutput | None,
                 inference_s: float | None) -> PolicyStepRecord:

@@ -9,6 +9,7 @@
     dhal eval RUN_DIR --episodes 64            success rate, tracking, falls, mode statistics
     dhal export RUN_DIR --out policy.onnx      deterministic policy + contract metadata as ONNX
     dhal bench export RUN_DIR                  inference latency paced at the control rate
+    dhal bench deploy policy.onnx              state-to-command latency of the node pair over DDS
     dhal deploy sim                            the simulated Go1 on the deploy topics (ROS 2)
     dhal deploy policy policy.onnx             the onboard controller (dry run unless --no-dry-run)
     dhal deploy go1-bridge --config go1.json   the real Go1's UDP link on the same topics (docs/bringup.md)
@@ -23,7 +24,7 @@ from collections.abc import Sequence
 
 from tyro.extras import SubcommandApp
 
-from dhal.commands import bench_env, bench_update, deploy, export, play, sim, train
+from dhal.commands import bench_deploy, bench_env, bench_update, deploy, export, play, sim, train
 from dhal.commands import eval as eval_command
 from dhal.commands.errors import CommandError
 from dhal.policies.bench_modes import BenchModesConfig, run_modes_benchmark
@@ -43,6 +44,7 @@ def build_app() -> SubcommandApp:
     bench.command(name="update")(bench_update.BenchUpdateConfig)
     bench.command(name="modes")(BenchModesConfig)
     bench.command(name="export")(export.BenchExportConfig)
+    bench.command(name="deploy")(bench_deploy.BenchDeployConfig)
     app.command(bench, name="bench", help="Measure throughput.")
     from dhal.deploy.nodes.policy_node import PolicyNodeConfig
     from dhal.deploy.nodes.sim_node import SimNodeConfig
@@ -84,6 +86,8 @@ def dispatch(config: object) -> None:
         print(deploy.run_log_info(config))
     elif isinstance(config, export.ExportConfig):
         print(export.run_export(config))
+    elif isinstance(config, bench_deploy.BenchDeployConfig):
+        print(bench_deploy.run(config))
     elif isinstance(config, export.BenchExportConfig):
         print(export.run_bench_export(config))
     else:

@@ -125,6 +125,12 @@ def test_policy_node_drives_the_sim_node_then_an_estop_damps_both(rig):
     sim_log = read_log(next((tmp_path / "logs").glob("dhal_sim_*.mcap")))
     commands = sim_log.topics[topics.JOINT_TARGETS.name]
     assert len(commands) >= 25 and len(sim_log.topics[topics.SIM_BASE_POSE.name]) > 0
+    # Every command is traceable to the state it answers (what `dhal bench deploy` measures).
+    from dhal.commands.bench_deploy import measure
+
+    numbers = measure(next((tmp_path / "logs").glob("dhal_policy_*.mcap")), next((tmp_path / "logs").glob("dhal_sim_*.mcap")))
+    latency = numbers["state_to_command_latency_ms"]
+    assert latency["count"] == len(commands) and 0 < latency["p50"] < 1000
 
 
 def test_malformed_joint_state_is_a_logged_fault_not_a_crash(rig):
