@@ -11,14 +11,13 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
-
-import rclpy
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
+from typing import TYPE_CHECKING, Any
 
 from dhal.deploy.mcap_log import McapLogger
 from dhal.deploy.topics import ALL_TOPICS
+
+if TYPE_CHECKING:  # rclpy is imported when a node starts, so `dhal` works where ROS is not installed
+    from rclpy.context import Context
 
 
 def wall_s() -> float:
@@ -26,6 +25,9 @@ def wall_s() -> float:
 
 
 def init_context(domain_id: int | None) -> Context:
+    import rclpy
+    from rclpy.context import Context
+
     context = Context()
     rclpy.init(context=context, domain_id=domain_id)
     return context
@@ -38,6 +40,8 @@ def make_executor(context: Context, kind: str) -> Any:
 
         return EventsExecutor(context=context)
     if kind == "single":
+        from rclpy.executors import SingleThreadedExecutor
+
         return SingleThreadedExecutor(context=context)
     raise ValueError(f"executor must be 'events' or 'single', got {kind!r}")
 
@@ -60,6 +64,8 @@ class StopFlag:
 
 
 def spin_until(executor: Any, context: Context, stop: StopFlag, on_idle: Callable[[], None] | None = None) -> None:
+    import rclpy
+
     while rclpy.ok(context=context) and not stop:
         executor.spin_once(timeout_sec=0.01)
         if on_idle is not None:
