@@ -143,7 +143,8 @@ class SimulatedGo1:
                 qvel[ids] = torch.as_tensor(np.asarray(values, dtype=np.float64))
         self._ctrl[0, self.actuators] = torch.from_numpy(joints).to(self._ctrl.dtype)
         self.sim.set_state(torch.tensor([0]), qpos.unsqueeze(0), qvel.unsqueeze(0), ctrl=self._ctrl.clone())
-        if carry_board and skateboard.FOOT_MOUNT_SITE in info.site_ids and skateboard.BOARD_ROOT_JOINT in info.joint_qpos_adr:
+        tied = skateboard.FOOT_MOUNT_SITE in info.site_ids and skateboard.BOARD_ROOT_JOINT in info.joint_qpos_adr
+        if carry_board and tied:
             self._carry_board(qpos, qvel, keyframe, quat)
 
     def _carry_board(self, qpos: torch.Tensor, qvel: torch.Tensor, keyframe: str, base_quat_wxyz: np.ndarray) -> None:

@@ -10,6 +10,7 @@
     dhal export RUN_DIR --out policy.onnx      deterministic policy + contract metadata as ONNX
     dhal bench export RUN_DIR                  inference latency paced at the control rate
     dhal bench deploy policy.onnx              state-to-command latency of the node pair over DDS
+    dhal replay logs/dhal_policy_*.mcap        re-run, rebuild, plot, render and re-simulate a deploy log
     dhal deploy sim                            the simulated Go1 on the deploy topics (ROS 2)
     dhal deploy policy policy.onnx             the onboard controller (dry run unless --no-dry-run)
     dhal deploy go1-bridge --config go1.json   the real Go1's UDP link on the same topics (docs/bringup.md)
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 
 from tyro.extras import SubcommandApp
 
-from dhal.commands import bench_deploy, bench_env, bench_update, deploy, export, play, sim, train
+from dhal.commands import bench_deploy, bench_env, bench_update, deploy, export, play, replay, sim, train
 from dhal.commands import eval as eval_command
 from dhal.commands.errors import CommandError
 from dhal.policies.bench_modes import BenchModesConfig, run_modes_benchmark
@@ -39,6 +40,7 @@ def build_app() -> SubcommandApp:
     app.command(name="play")(play.PlayConfig)
     app.command(name="eval")(eval_command.EvalConfig)
     app.command(name="export")(export.ExportConfig)
+    app.command(name="replay")(replay.ReplayConfig)
     bench = SubcommandApp()
     bench.command(name="env")(bench_env.BenchEnvConfig)
     bench.command(name="update")(bench_update.BenchUpdateConfig)
@@ -84,6 +86,8 @@ def dispatch(config: object) -> None:
         print(deploy.run_request(config))
     elif isinstance(config, deploy.LogInfoConfig):
         print(deploy.run_log_info(config))
+    elif isinstance(config, replay.ReplayConfig):
+        print(replay.run(config))
     elif isinstance(config, export.ExportConfig):
         print(export.run_export(config))
     elif isinstance(config, bench_deploy.BenchDeployConfig):
