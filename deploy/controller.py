@@ -15,6 +15,7 @@ and the clock restarts, exactly as an env reset does in training.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -27,6 +28,9 @@ from dhal.deploy.operator import JoyInterpreter, JoyMap
 from dhal.deploy.runtime import OnnxPolicy, PolicyOutput
 from dhal.deploy.safety import Command, Fault, FsmState, Request, RobotSensors, SafetyConfig, SafetyMachine
 from dhal.deploy.topics import RobotMode
+
+
+TIMING_WINDOW = 500  # steps (10 s at 50 Hz)
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,9 @@ class PolicyController:
         self._policy_running = False
         self._last_tick_s: float | None = None
         self._stand_since: float | None = None
-        self.inference_ms: list[float] = []
+        # The last few hundred steps' timing, for the diagnostics topic (the log keeps all of it).
+        self.timing: dict[str, deque[float]] = {
+            name: deque(maxlen=TIMING_WINDOW) for name in ("inference_ms", "loop_period_ms", "state_age_ms")}
         self.notices: list[str] = []  # refusals and other operator-facing messages, drained by the node
         self._last_refusal: tuple[Request | None, float] = (None, float("-inf"))
 
@@ -191,7 +197,6 @@ class PolicyController:
             start = self._clock()
             output = self.policy(observation)
             inference_s = self._clock() - start
-            self.inference_ms.append(inference_s * 1e3)
         in_policy = state == FsmState.POLICY and output is not None
         command = self.safety.update(
             now_s, sensors,
@@ -232,5 +237,9 @@ class PolicyController:
             clamp_flags=int(command.clamps),
             fault_flags=int(command.faults),
         )
+        for name in self.timing:
+            value = getattr(record, name)
+            if np.isfinite(value):
+                self.timing[name].append(value)
         self._step += 1
         return record

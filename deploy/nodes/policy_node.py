@@ -168,11 +168,14 @@ class PolicyNode:
         self._apply(self.controller.watchdog(common.wall_s()))
 
     def _on_diagnostics(self) -> None:
-        times = self.controller.inference_ms[-500:]
         values = {"fsm_state": self.controller.safety.state.name, "reason": self.controller.safety.reason,
-                  "dry_run": self.cfg.dry_run, "log_dropped": self.log.dropped if self.log else 0}
-        if times:
-            values.update(inference_p50_ms=f"{np.percentile(times, 50):.3f}", inference_max_ms=f"{max(times):.3f}")
+                  "dry_run": self.cfg.dry_run, "policy_steps": self.controller.steps,
+                  "log_dropped": self.log.dropped if self.log else 0}
+        for name, window in self.controller.timing.items():
+            if window:
+                values[f"{name[:-3]}_p50_ms"] = f"{np.percentile(window, 50):.3f}"
+                values[f"{name[:-3]}_p99_ms"] = f"{np.percentile(window, 99):.3f}"
+                values[f"{name[:-3]}_max_ms"] = f"{max(window):.3f}"
         level = 2 if self.controller.safety.state == FsmState.DAMPING else 0
         msg = common.diagnostic_array(self.clock.now().to_msg(), NODE_NAME, level, self.controller.safety.reason, values)
         self._publish(self.pub_diag, topics.DIAGNOSTICS, msg)

@@ -55,6 +55,13 @@ class Observer:
         self.node.create_subscription(UInt8, topics.FSM_STATE.name, lambda m: self.fsm.append(m.data), qos(topics.FSM_STATE))
         self.node.create_subscription(UInt8, topics.ROBOT_MODE.name, lambda m: self.robot_modes.append(m.data),
                                       qos(topics.ROBOT_MODE))
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.diagnostics: dict[str, dict[str, str]] = {}
+        self.node.create_subscription(
+            DiagnosticArray, topics.DIAGNOSTICS.name,
+            lambda m: self.diagnostics.update({st.name: {kv.key: kv.value for kv in st.values} for st in m.status}),
+            qos(topics.DIAGNOSTICS))
         self.estop = self.node.create_publisher(Bool, topics.ESTOP.name, qos(topics.ESTOP))
         self.operator = self.node.create_publisher(String, topics.OPERATOR.name, qos(topics.OPERATOR))
         self.joints = self.node.create_publisher(JointState, topics.JOINT_STATES.name, qos(topics.JOINT_STATES))
@@ -111,6 +118,8 @@ def test_policy_node_drives_the_sim_node_then_an_estop_damps_both(rig):
     observer, processes, tmp_path = rig
     observer.wait_for(lambda: FsmState.POLICY in observer.fsm, 60, "the policy to start")
     observer.wait_for(lambda: RobotMode.ACTIVE_POLICY in observer.robot_modes, 10, "the robot to take policy targets")
+    timing = {"loop_period_p50_ms", "inference_p99_ms", "state_age_max_ms"}
+    observer.wait_for(lambda: timing <= set(observer.diagnostics.get("dhal_policy", {})), 5, "timing diagnostics")
     time.sleep(1.0)  # a second of riding, at 50 Hz
     observer.estop.publish(rclpy_bool(True))
     observer.wait_for(lambda: observer.fsm[-1] == FsmState.DAMPING, 5, "the policy node to damp")
