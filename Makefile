@@ -12,12 +12,12 @@ DEMO_OUT := outputs/demo
 
 .PHONY: demo test system-deps
 
-demo: system-deps $(VENV)/.installed
+demo: system-deps $(VENV)/.installed-core
 	MUJOCO_GL=egl $(VENV)/bin/dhal sim --policy scripted --seconds 8 --out $(DEMO_OUT)
 	@echo "demo video: $(DEMO_OUT)/rollout.mp4"
 
 # The type checker resolves `dhal.*` through the dhal/ links, as an installed package would.
-test: system-deps $(VENV)/.installed
+test: system-deps $(VENV)/.installed-dev
 	$(VENV)/bin/mypy
 	MUJOCO_GL=egl $(VENV)/bin/python -m pytest -q
 
@@ -40,8 +40,14 @@ system-deps:
 
 # torch first and pinned: with no torch present, the project's `torch>=...` would pull a
 # multi-GB CUDA build, while torch==2.13.0 resolves to the CPU wheel these machines provide.
-$(VENV)/.installed: pyproject.toml
+# The demo needs only the core; the tests also need the deploy stack (ONNX Runtime, MCAP, ROS 2
+# wheels), MuJoCo Warp (its parity tests run on the CPU) and the test tools: the `dev` extra.
+$(VENV)/.installed-core: pyproject.toml
 	@test -x $(VENV)/bin/python || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
 	$(PIP_INSTALL) torch==2.13.0
+	$(PIP_INSTALL) -e .
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed-core
 	$(PIP_INSTALL) -e '.[dev]'
 	@touch $@
