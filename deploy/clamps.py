@@ -45,7 +45,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 if TYPE_CHECKING:
-    from dhal.deploy.safety import SafetyConfig
+    from dhal.deploy.safety_config import SafetyConfig
 
 
 class Clamp(enum.IntFlag):

@@ -21,7 +21,8 @@ from dhal.deploy.controller import ControllerConfig, PolicyController, TickOutpu
 from dhal.deploy.nodes import common
 from dhal.deploy.operator import parse_request
 from dhal.deploy.runtime import OnnxPolicy
-from dhal.deploy.safety import Fault, FsmState, SafetyConfig
+from dhal.deploy.safety import Fault, FsmState
+from dhal.deploy.safety_config import SafetyConfig
 
 NODE_NAME = "dhal_policy"
 

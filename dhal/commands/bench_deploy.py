@@ -54,7 +54,7 @@ def _stats(values: np.ndarray) -> dict[str, float]:
 
 
 def measure(policy_log: Path, sim_log: Path) -> dict[str, Any]:
-    from dhal.deploy.mcap_log import read_log
+    from dhal.deploy.log_read import read_log
     from dhal.deploy.safety import FsmState
     from dhal.deploy.topics import JOINT_STATES, JOINT_TARGETS
 

@@ -86,7 +86,7 @@ class LogInfoConfig:
 
 def run_log_info(cfg: LogInfoConfig) -> str:
     from dhal.deploy.log_schema import McapLogError
-    from dhal.deploy.mcap_log import summary
+    from dhal.deploy.log_read import summary
 
     try:
         return summary(cfg.log)

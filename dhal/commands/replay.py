@@ -35,7 +35,8 @@ from dhal.commands.video_options import VideoOptions
 
 if TYPE_CHECKING:
     from dhal.deploy.go1.config import BridgeConfig
-    from dhal.deploy.replay import ActionCheck, ObservationCheck, ReplayLog, Skipped
+    from dhal.deploy.replay import ReplayLog, Skipped
+    from dhal.deploy.replay_checks import ActionCheck, ObservationCheck
     from dhal.deploy.replay_sim import OpenLoopResult, VideoResult
     from dhal.deploy.sim_robot import SimulatedGo1
 
@@ -154,7 +155,8 @@ def _open_robot(cfg: ReplayConfig) -> SimulatedGo1:
 
 
 def replay(cfg: ReplayConfig) -> ReplayReport:
-    from dhal.deploy.replay import ReplayError, Skipped, check_actions, load_replay_log, log_facts, rebuild_observations
+    from dhal.deploy.replay import ReplayError, Skipped, load_replay_log, log_facts
+    from dhal.deploy.replay_checks import check_actions, rebuild_observations
     from dhal.deploy.replay_sim import open_loop_replay, render_video
 
     _validate(cfg)

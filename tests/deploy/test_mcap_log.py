@@ -30,7 +30,8 @@ from dhal.deploy.log_schema import (
     decode_policy_step,
     encode_policy_step,
 )
-from dhal.deploy.mcap_log import McapLogError, McapLogger, PolicyStepRecord, read_log, ros2msg_schema, summary
+from dhal.deploy.log_read import read_log, summary
+from dhal.deploy.mcap_log import McapLogError, McapLogger, PolicyStepRecord, ros2msg_schema
 from dhal.deploy.topics import IMU, JOINT_STATES, JOINT_TARGETS, ROBOT_MODE, Topic
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 
 from dhal.deploy import topics  # noqa: E402
-from dhal.deploy.mcap_log import read_log  # noqa: E402
+from dhal.deploy.log_read import read_log  # noqa: E402
 from dhal.deploy.ros import qos  # noqa: E402
 from dhal.deploy.safety import FsmState  # noqa: E402
 from dhal.deploy.topics import RobotMode  # noqa: E402

@@ -16,16 +16,11 @@ from dhal.commands.replay import ReplayConfig, format_report, replay, run
 from dhal.deploy.closed_loop import ClosedLoop, ClosedLoopConfig, run_closed_loop
 from dhal.deploy.go1.config import BridgeConfig
 from dhal.deploy.log_schema import PolicyStepRecord
-from dhal.deploy.mcap_log import McapLogger, read_log
+from dhal.deploy.log_read import read_log
+from dhal.deploy.mcap_log import McapLogger
 from dhal.deploy.observation import ObservationBuilder, RobotSignals
-from dhal.deploy.replay import (
-    ActionCheck,
-    ObservationCheck,
-    Skipped,
-    check_actions,
-    load_replay_log,
-    rebuild_observations,
-)
+from dhal.deploy.replay import Skipped, load_replay_log
+from dhal.deploy.replay_checks import ActionCheck, ObservationCheck, check_actions, rebuild_observations
 from dhal.deploy.replay_sim import VideoResult, open_loop_replay, render_video
 from dhal.deploy.sim_robot import SimulatedGo1
 from dhal.deploy.topics import ALL_TOPICS, Topic

@@ -13,19 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from dhal.deploy.safety import (
-    Clamp,
-    Command,
-    Fault,
-    FsmState,
-    Request,
-    RobotSensors,
-    SafetyConfig,
-    SafetyMachine,
-    clamp_policy_targets,
-    predicted_torque,
-    torque_window,
-)
+from dhal.deploy.clamps import Clamp, clamp_policy_targets, predicted_torque, torque_window
+from dhal.deploy.safety import Command, Fault, FsmState, Request, RobotSensors, SafetyMachine
+from dhal.deploy.safety_config import SafetyConfig
 from dhal.deploy.topics import RobotMode
 from dhal.envs.robots import go1
 
