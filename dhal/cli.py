@@ -4,6 +4,7 @@
     dhal bench env --sizes 64 512              env vs its own physics throughput
     dhal bench update --preset paper           cost of one PPO update at a preset's sizes
     dhal bench modes --out-dir outputs/modes   mode identification on a switching linear system
+    dhal bench learning --iterations 300       train, then beat random actions or fail
     dhal train --preset cpu --iterations 1000  multi-critic PPO + hybrid modes; --resume RUN_DIR
     dhal play RUN_DIR --command-vx 1.0         render a trained policy, coloured by mode
     dhal eval RUN_DIR --episodes 64            success rate, tracking, falls, mode statistics
@@ -25,7 +26,7 @@ from collections.abc import Sequence
 
 from tyro.extras import SubcommandApp
 
-from dhal.commands import bench_deploy, bench_env, bench_update, deploy, export, play, replay, sim, train
+from dhal.commands import bench_deploy, bench_env, bench_learning, bench_update, deploy, export, play, replay, sim, train
 from dhal.commands import eval as eval_command
 from dhal.commands.errors import CommandError
 from dhal.policies.bench_modes import BenchModesConfig, run_modes_benchmark
@@ -47,6 +48,7 @@ def build_app() -> SubcommandApp:
     bench.command(name="modes")(BenchModesConfig)
     bench.command(name="export")(export.BenchExportConfig)
     bench.command(name="deploy")(bench_deploy.BenchDeployConfig)
+    bench.command(name="learning")(bench_learning.BenchLearningConfig)
     app.command(bench, name="bench", help="Measure throughput.")
     from dhal.deploy.nodes.policy_node import PolicyNodeConfig
     from dhal.deploy.nodes.sim_node import SimNodeConfig
@@ -90,6 +92,8 @@ def dispatch(config: object) -> None:
         print(replay.run(config))
     elif isinstance(config, export.ExportConfig):
         print(export.run_export(config))
+    elif isinstance(config, bench_learning.BenchLearningConfig):
+        print(bench_learning.run(config))
     elif isinstance(config, bench_deploy.BenchDeployConfig):
         print(bench_deploy.run(config))
     elif isinstance(config, export.BenchExportConfig):
