@@ -2,9 +2,13 @@
 
 A trained checkpoint (deterministic actions) and uniform random actions each drive the training
 task on the same seed for the same number of control steps. The check passes when the trained
-policy's completed episodes are `min_length_ratio` times longer and its per-step glide and push
-rewards are `min_reward_ratio` times the random policy's. It is meant to fail: it reports which
+policy's episodes are `min_length_ratio` times longer and its glide and push returns (reward
+per episode) are `min_return_ratio` times the random policy's. It can fail: it reports which
 criterion missed by how much, and `dhal bench learning` exits non-zero.
+
+Returns grow with survival. The per-step glide and push rewards, which do not, are reported next
+to the verdict: they show whether the policy does the task better while it is on the board, not
+only for longer.
 """
 
 from __future__ import annotations
@@ -40,6 +44,11 @@ class RolloutStats:
     mean_episode_length: float
     reward_per_step: dict[str, float]  # by reward group, mean over envs and steps
 
+    @property
+    def return_per_episode(self) -> dict[str, float]:
+        """Reward per episode by group (running episodes counted as far as they got)."""
+        return {group: value * self.mean_episode_length for group, value in self.reward_per_step.items()}
+
 
 @dataclass
 class Criterion:
@@ -68,7 +77,10 @@ class LearningVerdict:
         return all(c.passed for c in self.criteria)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "trained": asdict(self.trained), "random": asdict(self.random),
+        def rollout(s: RolloutStats) -> dict[str, Any]:
+            return {**asdict(s), "return_per_episode": s.return_per_episode}
+
+        return {"passed": self.passed, "trained": rollout(self.trained), "random": rollout(self.random),
                 "criteria": [{**asdict(c), "ratio": c.ratio, "passed": c.passed} for c in self.criteria]}
 
     def table(self) -> str:
@@ -76,6 +88,11 @@ class LearningVerdict:
         for c in self.criteria:
             lines.append(f"  {c.name:<28} {c.trained:>9.4f} {c.random:>9.4f} {c.ratio:>7.2f} "
                          f"{c.required_ratio:>7.2f}  {'PASS' if c.passed else 'FAIL'}")
+        lines.append("  for information (not judged): reward per step while on the board")
+        for group, value in self.trained.reward_per_step.items():
+            base = self.random.reward_per_step[group]
+            ratio = value / base if base > 0 else float("inf")
+            lines.append(f"  {group + ' reward per step':<28} {value:>9.4f} {base:>9.4f} {ratio:>7.2f}")
         return "\n".join(lines)
 
 
@@ -110,20 +127,20 @@ def rollout_stats(env: Any, act: ActionFn, steps: int) -> RolloutStats:
                         reward_per_step=dict(zip(env.reward_group_names, per_step)))
 
 
-def judge(trained: RolloutStats, random: RolloutStats, min_length_ratio: float, min_reward_ratio: float,
+def judge(trained: RolloutStats, random: RolloutStats, min_length_ratio: float, min_return_ratio: float,
           reward_groups: Sequence[str] = ("glide", "push")) -> LearningVerdict:
     criteria = [Criterion("mean episode length (steps)", trained.mean_episode_length,
                           random.mean_episode_length, min_length_ratio)]
     for group in reward_groups:
         if group not in trained.reward_per_step:
             raise KeyError(f"reward group {group!r} is not in the task's groups {sorted(trained.reward_per_step)}")
-        criteria.append(Criterion(f"{group} reward per step", trained.reward_per_step[group],
-                                  random.reward_per_step[group], min_reward_ratio))
+        criteria.append(Criterion(f"{group} return per episode", trained.return_per_episode[group],
+                                  random.return_per_episode[group], min_return_ratio))
     return LearningVerdict(trained=trained, random=random, criteria=criteria)
 
 
 def compare_with_random(checkpoint: Path, num_envs: int, steps: int, seed: int,
-                        min_length_ratio: float, min_reward_ratio: float) -> LearningVerdict:
+                        min_length_ratio: float, min_return_ratio: float) -> LearningVerdict:
     """The checkpoint's deterministic policy and random actions on the task it was trained on."""
     from dhal.policies.inference import check_env_fits, checkpoint_env_overrides, load_checkpoint_policy
 
@@ -141,7 +158,7 @@ def compare_with_random(checkpoint: Path, num_envs: int, steps: int, seed: int,
         random = rollout_stats(env, random_actions(env, torch.Generator().manual_seed(seed)), steps)
     finally:
         env.close()
-    return judge(trained, random, min_length_ratio, min_reward_ratio)
+    return judge(trained, random, min_length_ratio, min_return_ratio)
 
 
 def plot_curves(run_dir: Path, out: Path, random: RolloutStats | None = None) -> Path:

@@ -28,8 +28,8 @@ class BenchLearningConfig:
     seed: int = 0
     min_length_ratio: float = 2.0
     """Trained episodes must last this many times longer than random ones."""
-    min_reward_ratio: float = 1.2
-    """Trained glide and push reward per step must be this many times the random policy's."""
+    min_return_ratio: float = 2.0
+    """Trained glide and push returns (per episode) must be this many times the random policy's."""
     device: str = "cpu"
     backend: str = "mujoco_batch"
     progress: bool = True
@@ -49,7 +49,7 @@ def run(cfg: BenchLearningConfig) -> str:
     try:
         checkpoint = find_checkpoint(cfg.run_dir)
         verdict = compare_with_random(checkpoint, cfg.eval_envs, cfg.eval_steps, cfg.seed + 1000,
-                                      cfg.min_length_ratio, cfg.min_reward_ratio)
+                                      cfg.min_length_ratio, cfg.min_return_ratio)
     except CheckpointError as error:
         raise CommandError(str(error)) from error
     figure = plot_curves(cfg.run_dir, cfg.run_dir / "learning_check.png", verdict.random)

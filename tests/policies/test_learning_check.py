@@ -22,11 +22,13 @@ def stats(length: float, glide: float, push: float) -> RolloutStats:
 
 
 def test_verdict_needs_every_margin():
-    random = stats(50.0, 0.010, 0.008)
-    assert judge(stats(150.0, 0.013, 0.010), random, 2.0, 1.2).passed
-    verdict = judge(stats(150.0, 0.013, 0.009), random, 2.0, 1.2)  # push 1.125x < 1.2x
+    random = stats(50.0, 0.010, 0.008)  # returns per episode: glide 0.5, push 0.4
+    assert judge(stats(150.0, 0.010, 0.008), random, 2.0, 2.0).passed  # 3x the returns by lasting 3x
+    verdict = judge(stats(150.0, 0.010, 0.002), random, 2.0, 2.0)  # push return 0.3 < 2 x 0.4
     assert not verdict.passed and [c.passed for c in verdict.criteria] == [True, True, False]
+    assert verdict.criteria[2].trained == pytest.approx(0.3)
     assert "FAIL" in verdict.table() and verdict.to_dict()["passed"] is False
+    assert "reward per step" in verdict.table()  # reported, not judged
     with pytest.raises(KeyError, match="'jump'"):
         judge(stats(1, 1, 1), random, 2.0, 1.2, reward_groups=("jump",))
 
