@@ -186,7 +186,7 @@ class DHALPPO(PPO):
         **ppo_kwargs: Any,
     ) -> None:
         unsupported = {
-            "rnd_cfg": rnd_cfg, "symmetry_cfg": symmetry_cfg, "multi_gpu_cfg": multi_gpu_cfg,
+            "rnd_cfg": rnd_cfg, "symmetry_cfg": symmetry_cfg,
             "normalize_advantage_per_mini_batch": normalize_advantage_per_mini_batch,
             "use_mixed_precision": use_mixed_precision,
         }
@@ -195,7 +195,9 @@ class DHALPPO(PPO):
             raise ValueError(f"DHALPPO does not support {used}")
         if actor.is_recurrent or critic.is_recurrent:
             raise ValueError("DHALPPO supports feed-forward actor and critics only")
-        super().__init__(actor, critic, storage, **ppo_kwargs)
+        # Several processes (torchrun, one per GPU): rsl-rl's runner sets multi_gpu_cfg and
+        # broadcasts the parameters; `update` averages gradients and the KL over the processes.
+        super().__init__(actor, critic, storage, multi_gpu_cfg=multi_gpu_cfg, **ppo_kwargs)
         self.reward_group_names = tuple(reward_group_names)
         self.critic_mode = critic_mode
         self.critic_names, reward_matrix, weights = critic_streams(critic_mode, reward_group_names, advantage_weights)
@@ -354,7 +356,7 @@ class DHALPPO(PPO):
             if first_ratio_deviation is None:
                 first_ratio_deviation = float(terms["ratio_deviation"])
             if self.desired_kl is not None and self.schedule == "adaptive":
-                self._adapt_learning_rate(float(terms["kl"]))
+                self._adapt_learning_rate(self._mean_over_ranks(terms["kl"].detach()))
             loss = (
                 terms["surrogate"]
                 + self.value_loss_coef * terms["value"]
@@ -363,6 +365,9 @@ class DHALPPO(PPO):
             )
             self.optimizer.zero_grad()
             loss.backward()
+            if self.is_multi_gpu:
+                # Every rank steps with the mean gradient, so the replicas stay identical.
+                self.reduce_parameters()
             nn.utils.clip_grad_norm_(self.actor.parameters(), self.max_grad_norm)
             nn.utils.clip_grad_norm_(self.critic.parameters(), self.max_grad_norm)
             self.optimizer.step()
@@ -387,6 +392,15 @@ class DHALPPO(PPO):
         self.storage.clear()
         self._reset_rollout_stats()
         return result
+
+    def _mean_over_ranks(self, value: Tensor) -> float:
+        """A scalar averaged over the training processes (itself with one process). Every rank
+        then takes the same learning-rate decision from the same number."""
+        if self.is_multi_gpu:
+            value = value.clone()
+            torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.SUM)
+            value /= self.gpu_world_size
+        return float(value)
 
     def _adapt_learning_rate(self, kl_mean: float) -> None:
         """rsl-rl's rule: /1.5 above 2 * desired_kl, *1.5 below desired_kl / 2, within [1e-5, 1e-2]."""
