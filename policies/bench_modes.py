@@ -25,6 +25,36 @@ clip 1.0) and reports, on held-out sequences:
   K=num_modes on the deterministic path: mu of the argmax mode, decoded by that mode (goal >= 2;
   DHAL reports about 2.8 on robot data).
 
+Also reported, as diagnostics (the headline stays the plain ratio): `noise_floor` (the true model's
+expected error, process_noise^2 * state_dim = 0.0024) and the `reducible_error_ratio` without it;
+`switch_step_accuracy` on the switch steps (the first transition of a new mode, about 5.5% of
+samples) and each model's mean error at the switch step, one step from it, and elsewhere.
+
+Why the error ratio stays near 1.4 (measured; the goal of 2 is not met, see BENCHMARKS.md):
+* Noise is not the limit: the floor is 0.0024, about 1% of either model's error, so the reducible
+  ratio equals the plain one to two decimals. Per-mode least squares on [x_t, u_t, 1] with the true
+  modes reaches the floor; one global linear model gets 1.3, so the system is strongly switching.
+* The switch steps: K=num_modes labels most switch steps with the previous mode (accuracy 0.27
+  there at the default run, so about 90% of its 4.5% mode errors sit on switch steps). At the
+  switch step x_t still sits near the old mode's equilibrium, a region the new mode's expert never
+  trains on, so under winner-take-all the old expert keeps winning those samples and the classifier
+  never learns the guard threshold. K=1 fails there equally (error about 3 for both), and the steps
+  at or next to a switch (16% of samples) carry about 70% of K=num_modes's error, which pulls the
+  ratio towards 1. Away from switches the ratio is about 2.0.
+* The default run is fit-limited: both errors are still falling at 3000 steps (0.93 -> 0.39 for
+  K=3, 1.08 -> 0.55 for K=1) and the ratio rises with training (0.86 at 500 steps, 1.40 at 3000).
+  The K=3 step costs about three times the K=1 step, so the 5-minute budget buys no more steps.
+* The ratio is a property of optimisation, not of capacity: the mode is identifiable from the
+  history by construction, so one VAE can represent the switching dynamics too. Variants that help
+  K=1 as much as K=3 lower the ratio (seed 0, default size otherwise; K=1 / K=3 error = ratio):
+  KL weight 1e-3: 0.434 / 0.374 = 1.16; no noise, KL 1e-3, lr 2e-3: 0.286 / 0.331 = 0.86;
+  lr 3e-3: 0.522 / 0.403 = 1.29; modes that dwell twice as long (rise 0.05, fall 0.025):
+  0.420 / 0.424 = 0.99 (K=1 then sees each equilibrium long enough to fit all three). Shared
+  equilibria with larger input gain (equilibrium_norm 0.5 or 0, input_gain 1.0) break the mode
+  discovery instead (accuracy 0.67). Batch 128 for 6000 steps (twice the time) brings K=3 only to 0.351.
+* At the test's size (600 steps) the ratio is 0.89-1.18 over seeds 0-5, so the test asserts no
+  K=3-beats-K=1 margin; it asserts that the switch steps dominate K=3's error instead.
+
 Loss settings of the default run (all are options):
 * KL: the paper's beta = 1e-2 (Table V) with `kl_mean_over_modes=False`, so K=1 and K=3 get the same
   per-sample KL weight. DHAL's code convention (0.9 averaged over batch*K) gives K=1 an effective
@@ -141,6 +171,11 @@ class BenchModesResult:
     error_ratio_mode_right: float  # the same ratio on the held-out samples whose mode K=num_modes gets right
     error_mode_right: float  # K=num_modes error on those samples
     error_mode_wrong: float  # and on the others (a wrong expert)
+    noise_floor: float  # process_noise^2 * state_dim: the expected error of the true model
+    reducible_error_ratio: float  # (K=1 error - noise_floor) / (K=num_modes error - noise_floor)
+    switch_step_fraction: float  # held-out samples whose transition is the first of a new mode
+    switch_step_accuracy: float  # K=num_modes mode accuracy on those samples
+    error_by_switch_distance: dict[int, dict[str, float]]  # K -> {"switch", "adjacent", "elsewhere"}: mean error
     chance_accuracy: float
     oracle_accuracy: float
     runtime_s: float
@@ -162,7 +197,14 @@ class BenchModesResult:
                          f"{self.runs[k].state_error:.4f} = {self.error_ratio:.2f}  goal >= {GOAL_ERROR_RATIO}")
             lines.append(f"  on samples with the right mode: ratio {self.error_ratio_mode_right:.2f}; K={k} error "
                          f"{self.error_mode_right:.4f} there, {self.error_mode_wrong:.4f} where the mode is wrong")
-        else:
+            lines.append(f"  reducible error ratio (noise floor {self.noise_floor:.4f} removed): "
+                         f"{self.reducible_error_ratio:.2f}")
+        lines.append(f"  switch steps ({self.switch_step_fraction:.3f} of samples): K={k} mode accuracy "
+                     f"{self.switch_step_accuracy:.2f} there")
+        for kk, parts in sorted(self.error_by_switch_distance.items(), reverse=True):
+            lines.append(f"  K={kk} error at the switch step / one step away / elsewhere: "
+                         f"{parts['switch']:.3f} / {parts['adjacent']:.3f} / {parts['elsewhere']:.3f}")
+        if 1 not in self.runs:
             lines.append(f"next-state error K={k}: {self.runs[k].state_error:.4f} (no K=1 baseline)")
         lines += [
             f"occupancy K={k}: {[round(o, 3) for o in self.runs[k].occupancy]}",
@@ -278,6 +320,26 @@ def evaluate(model: HybridModes, data: SLDSData, mean: Tensor, std: Tensor, batc
     return torch.cat(modes), torch.cat(errors), hits / max(1, n * data.next_contacts.shape[1])
 
 
+def switch_offsets(data: SLDSData) -> Tensor:
+    """[N] signed steps from each sample to the nearest switch step (the first transition of a new mode)
+    in its sequence: 0 on the switch step, -1 just before it; a large value where a sequence has none."""
+    sequences, windows = data.sequence_shape
+    modes = data.modes.view(sequences, windows)
+    offsets = torch.full((sequences, windows), 10**6, dtype=torch.long)
+    steps = torch.arange(windows)
+    for i in range(sequences):
+        switches = torch.nonzero(modes[i, 1:] != modes[i, :-1]).flatten() + 1
+        if switches.numel():
+            signed = steps[:, None] - switches[None]
+            offsets[i] = signed.gather(1, signed.abs().argmin(1, keepdim=True))[:, 0]
+    return offsets.reshape(-1)
+
+
+def error_by_switch_distance(errors: Tensor, offsets: Tensor) -> dict[str, float]:
+    parts = {"switch": offsets == 0, "adjacent": offsets.abs() == 1, "elsewhere": offsets.abs() > 1}
+    return {name: float(errors[mask].mean()) if bool(mask.any()) else math.nan for name, mask in parts.items()}
+
+
 # ---- training ---------------------------------------------------------------------------------------
 def train_one(cfg: BenchModesConfig, num_modes: int, train: SLDSData, test: SLDSData, mean: Tensor, std: Tensor,
               seed: int) -> tuple[HybridModes, ModeRunResult, Tensor, Tensor]:
@@ -371,6 +433,9 @@ def run_modes_benchmark(cfg: BenchModesConfig) -> BenchModesResult:
     mapping = torch.tensor(runs[k].mapping)
     windows = test.sequence_shape[1]
     right = mapping[preds[k]] == test.modes  # samples whose mode the K-mode model identifies
+    offsets = switch_offsets(test)
+    at_switch = offsets == 0
+    noise_floor = cfg.process_noise ** 2 * cfg.state_dim
     result = BenchModesResult(
         accuracy=runs[k].accuracy,
         error_ratio=runs[1].state_error / max(runs[k].state_error, 1e-12) if 1 in runs else math.nan,
@@ -378,6 +443,12 @@ def run_modes_benchmark(cfg: BenchModesConfig) -> BenchModesResult:
                                 if 1 in runs and bool(right.any()) else math.nan),
         error_mode_right=float(errors[k][right].mean()) if bool(right.any()) else math.nan,
         error_mode_wrong=float(errors[k][~right].mean()) if bool((~right).any()) else math.nan,
+        noise_floor=noise_floor,
+        reducible_error_ratio=((runs[1].state_error - noise_floor) / max(runs[k].state_error - noise_floor, 1e-12)
+                               if 1 in runs else math.nan),
+        switch_step_fraction=float(at_switch.float().mean()),
+        switch_step_accuracy=float(right[at_switch].float().mean()) if bool(at_switch.any()) else math.nan,
+        error_by_switch_distance={kk: error_by_switch_distance(errors[kk], offsets) for kk in runs},
         chance_accuracy=float(counts.max() / counts.sum()),
         oracle_accuracy=float(test.identifiable.float().mean()),
         runtime_s=time.perf_counter() - start,
