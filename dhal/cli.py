@@ -49,7 +49,7 @@ def build_app() -> SubcommandApp:
     bench.command(name="export")(export.BenchExportConfig)
     bench.command(name="deploy")(bench_deploy.BenchDeployConfig)
     bench.command(name="learning")(bench_learning.BenchLearningConfig)
-    app.command(bench, name="bench", help="Measure throughput.")
+    app.command(bench, name="bench", help="Measure: throughput, PPO update cost, mode identification, learning, latency.")
     from dhal.deploy.nodes.policy_node import PolicyNodeConfig
     from dhal.deploy.nodes.sim_node import SimNodeConfig
 
