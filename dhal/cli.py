@@ -29,6 +29,7 @@ from tyro.extras import SubcommandApp
 from dhal.commands import bench_deploy, bench_env, bench_learning, bench_update, deploy, export, play, replay, sim, train
 from dhal.commands import eval as eval_command
 from dhal.commands.errors import CommandError
+from dhal.deploy.nodes.configs import PolicyNodeConfig, SimNodeConfig
 from dhal.policies.bench_modes import BenchModesConfig, run_modes_benchmark
 
 DESCRIPTION = "DHAL skateboarding stack: a Go1 on a skateboard in batched MuJoCo."
@@ -50,9 +51,6 @@ def build_app() -> SubcommandApp:
     bench.command(name="deploy")(bench_deploy.BenchDeployConfig)
     bench.command(name="learning")(bench_learning.BenchLearningConfig)
     app.command(bench, name="bench", help="Measure: throughput, PPO update cost, mode identification, learning, latency.")
-    from dhal.deploy.nodes.policy_node import PolicyNodeConfig
-    from dhal.deploy.nodes.sim_node import SimNodeConfig
-
     robot = SubcommandApp()
     robot.command(name="sim")(SimNodeConfig)
     robot.command(name="policy")(PolicyNodeConfig)
@@ -80,9 +78,9 @@ def dispatch(config: object) -> None:
         print(play.report(play.run(config)))
     elif isinstance(config, eval_command.EvalConfig):
         print(eval_command.report(eval_command.run(config)))
-    elif type(config).__name__ == "PolicyNodeConfig":
+    elif isinstance(config, PolicyNodeConfig):
         print(deploy.run_policy_node(config))
-    elif type(config).__name__ == "SimNodeConfig":
+    elif isinstance(config, SimNodeConfig):
         print(deploy.run_sim_node(config))
     elif isinstance(config, deploy.RequestConfig):
         print(deploy.run_request(config))

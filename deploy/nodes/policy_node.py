@@ -9,49 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
-import tyro
 
 from dhal.deploy import topics
 from dhal.deploy.controller import ControllerConfig, PolicyController, TickOutput
 from dhal.deploy.nodes import common
+from dhal.deploy.nodes.configs import PolicyNodeConfig
 from dhal.deploy.operator import parse_request
 from dhal.deploy.runtime import OnnxPolicy
 from dhal.deploy.safety import Fault, FsmState
 from dhal.deploy.safety_config import SafetyConfig
 
 NODE_NAME = "dhal_policy"
-
-
-@dataclass
-class PolicyNodeConfig:
-    """Run the policy node (ONNX Runtime, one thread) on the deploy topics."""
-
-    policy: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="POLICY_ONNX")]
-    """An ONNX file written by `dhal export`."""
-    dry_run: bool = True
-    """Compute and log everything, but never request ACTIVE_POLICY (the robot only stands)."""
-    auto_start_after_s: float | None = None
-    """Unattended start (sim-in-the-loop): stand up at once, start the policy after standing this long."""
-    safety: tuple[str, ...] = ()
-    """SafetyConfig overrides KEY=VALUE, e.g. state_timeout_s=0.03 max_tilt_rad=0.9."""
-    state_rate_hz: float = 200.0
-    """The robot side's joint-state rate; the policy steps on the first state one control period after the last."""
-    log_dir: Path | None = Path("logs")
-    """Where the MCAP log goes (one file per run); none with --log-dir ''."""
-    duration_s: float | None = None
-    """Stop after this long (default: until SIGINT/SIGTERM)."""
-    executor: str = "events"
-    """rclpy executor: events (EventsExecutor) or single (SingleThreadedExecutor)."""
-    domain_id: int | None = None
-    """ROS domain id (default: $ROS_DOMAIN_ID or 0)."""
-    diagnostics_hz: float = 1.0
-    expected_contract_digest: str | None = None
-    """Refuse a policy whose contract digest differs (the robot side's contract)."""
 
 
 def safety_config(cfg: PolicyNodeConfig, policy: OnnxPolicy) -> SafetyConfig:

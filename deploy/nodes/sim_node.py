@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,31 +21,13 @@ from dhal.deploy.go1.config import BridgeConfig
 from dhal.deploy.go1.packets import MOTOR_MODE_SERVO
 from dhal.deploy.go1.safety import BridgeSafety, JointFeedback
 from dhal.deploy.nodes import common
+from dhal.deploy.nodes.configs import SimNodeConfig
 from dhal.deploy.sim_robot import Measurement, SimulatedGo1
 from dhal.envs.robots import go1
 
 NODE_NAME = "dhal_sim"
 SIM_MOTOR_TEMPERATURE_C = 35  # the simulated motors never heat up
 MAX_LAG_S = 0.02  # behind the real-time schedule by more than this: resynchronise
-
-
-@dataclass
-class SimNodeConfig:
-    """Run the simulated Go1 (MuJoCo, real time) on the deploy topics."""
-
-    scene: str = "go1_skateboard"
-    keyframe: str = "push"
-    """Initial pose: push (on the board, right feet down) or glide."""
-    backend: str = "mujoco_batch"
-    realtime_factor: float = 1.0
-    """1 = real time; the policy node's timeouts assume it."""
-    log_dir: Path | None = Path("logs")
-    duration_s: float | None = None
-    executor: str = "events"
-    domain_id: int | None = None
-    bridge: tuple[str, ...] = ()
-    """Robot-side safety overrides KEY=VALUE (BridgeConfig fields), e.g. command_timeout_s=0.1."""
-    ground_truth_hz: float = 50.0
 
 
 class SimNode:

@@ -11,13 +11,13 @@ from typing import Annotated, Literal
 import tyro
 
 from dhal.commands.errors import CommandError
+from dhal.deploy.nodes.configs import PolicyNodeConfig, SimNodeConfig
 
 
-def run_policy_node(cfg: object) -> str:
+def run_policy_node(cfg: PolicyNodeConfig) -> str:
     from dhal.deploy.nodes import policy_node
     from dhal.deploy.runtime import PolicyFileError
 
-    assert isinstance(cfg, policy_node.PolicyNodeConfig)
     try:
         return policy_node.run(cfg)
     except PolicyFileError as error:
@@ -26,10 +26,9 @@ def run_policy_node(cfg: object) -> str:
         raise CommandError(f"policy node: {error}") from error
 
 
-def run_sim_node(cfg: object) -> str:
+def run_sim_node(cfg: SimNodeConfig) -> str:
     from dhal.deploy.nodes import sim_node
 
-    assert isinstance(cfg, sim_node.SimNodeConfig)
     try:
         return sim_node.run(cfg)
     except (ValueError, KeyError) as error:

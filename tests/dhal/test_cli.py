@@ -99,3 +99,29 @@ def test_bench_modes_tiny_run_prints_accuracy_and_ratio(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "mode accuracy" in result.stdout and "K=1 / K=3" in result.stdout
     assert (tmp_path / "results.json").exists()
+
+
+def test_the_command_tree_builds_without_the_deploy_and_gpu_extras():
+    """`make demo` installs only the core: `dhal` must not import ROS, ONNX, MCAP or Warp to start."""
+    import subprocess
+    import sys
+
+    blocker = (
+        "import sys, importlib.abc\n"
+        "BLOCKED = ('mcap', 'mcap_ros2', 'onnxruntime', 'onnx', 'rclpy', 'std_msgs', 'sensor_msgs', 'warp',"
+        " 'mujoco_warp', 'tensorboard')\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in BLOCKED:\n"
+        "            raise ImportError('blocked ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from dhal.cli import main\n"
+        "for args in (['--help'], ['deploy', '--help'], ['bench', '--help'], ['sim', '--help']):\n"
+        "    try:\n"
+        "        main(args)\n"
+        "    except SystemExit as exit:\n"
+        "        assert exit.code == 0, (args, exit.code)\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
