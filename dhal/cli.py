@@ -16,6 +16,7 @@
     dhal deploy policy policy.onnx             the onboard controller (dry run unless --no-dry-run)
     dhal deploy go1-bridge --config go1.json   the real Go1's UDP link on the same topics (docs/bringup.md)
     dhal deploy request stand_up               operator request or e-stop, without the ROS CLI
+    dhal deploy cmd-vel --vx 1.0               a velocity command for the policy node
     dhal deploy log-info LOG.mcap              what a deploy log holds
 """
 
@@ -55,6 +56,7 @@ def build_app() -> SubcommandApp:
     robot.command(name="sim")(SimNodeConfig)
     robot.command(name="policy")(PolicyNodeConfig)
     robot.command(name="request")(deploy.RequestConfig)
+    robot.command(name="cmd-vel")(deploy.CmdVelConfig)
     robot.command(name="log-info")(deploy.LogInfoConfig)
     app.command(robot, name="deploy", help="The robot computer's processes (ROS 2) and their tools; "
                 "`dhal deploy go1-bridge --help` for the Go1 UDP bridge.")
@@ -84,6 +86,8 @@ def dispatch(config: object) -> None:
         print(deploy.run_sim_node(config))
     elif isinstance(config, deploy.RequestConfig):
         print(deploy.run_request(config))
+    elif isinstance(config, deploy.CmdVelConfig):
+        print(deploy.run_cmd_vel(config))
     elif isinstance(config, deploy.LogInfoConfig):
         print(deploy.run_log_info(config))
     elif isinstance(config, replay.ReplayConfig):

@@ -50,30 +50,60 @@ def run_request(cfg: RequestConfig) -> str:
     from std_msgs.msg import Bool, String
 
     from dhal.deploy import topics
+
+    if cfg.request.startswith("estop"):
+        count = _publish_once(topics.ESTOP, Bool(data=cfg.request == "estop"), cfg.domain_id, cfg.wait_s)
+    else:
+        count = _publish_once(topics.OPERATOR, String(data=cfg.request), cfg.domain_id, cfg.wait_s)
+    return f"sent {cfg.request} to {count} subscriber(s)"
+
+
+@dataclass
+class CmdVelConfig:
+    """Send a velocity command (geometry_msgs/Twist on /cmd_vel); the policy node keeps the last one."""
+
+    vx: float = 0.0
+    """Forward speed, m/s (clipped by the policy node to the training range)."""
+    yaw_rate: float = 0.0
+    """Yaw rate, rad/s."""
+    domain_id: int | None = None
+    wait_s: float = 1.0
+
+
+def run_cmd_vel(cfg: CmdVelConfig) -> str:
+    from geometry_msgs.msg import Twist
+
+    from dhal.deploy import topics
+
+    message = Twist()
+    message.linear.x, message.angular.z = float(cfg.vx), float(cfg.yaw_rate)
+    count = _publish_once(topics.CMD_VEL, message, cfg.domain_id, cfg.wait_s)
+    return f"sent vx {cfg.vx} m/s, yaw rate {cfg.yaw_rate} rad/s to {count} subscriber(s)"
+
+
+def _publish_once(topic: object, message: object, domain_id: int | None, wait_s: float) -> int:
+    """Publish one message once a subscriber is matched (or `wait_s` passed); the subscriber count."""
+    from rclpy.node import Node
+
     from dhal.deploy.nodes import common
     from dhal.deploy.ros import qos
+    from dhal.deploy.topics import Topic
 
-    context = common.init_context(cfg.domain_id)
+    assert isinstance(topic, Topic)
+    context = common.init_context(domain_id)
     try:
-        from rclpy.node import Node
-
         node = Node("dhal_request", context=context)
-        if cfg.request.startswith("estop"):
-            publisher = node.create_publisher(Bool, topics.ESTOP.name, qos(topics.ESTOP))
-            message: object = Bool(data=cfg.request == "estop")
-        else:
-            publisher = node.create_publisher(String, topics.OPERATOR.name, qos(topics.OPERATOR))
-            message = String(data=cfg.request)
-        deadline = time.monotonic() + cfg.wait_s
+        publisher = node.create_publisher(type(message), topic.name, qos(topic))
+        deadline = time.monotonic() + wait_s
         while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
-        subscribers = publisher.get_subscription_count()
+        subscribers = int(publisher.get_subscription_count())
         publisher.publish(message)
         time.sleep(0.2)  # let a reliable sample reach its readers before the context goes away
         node.destroy_node()
     finally:
         context.try_shutdown()
-    return f"sent {cfg.request} to {subscribers} subscriber(s)"
+    return subscribers
 
 
 @dataclass

@@ -178,16 +178,20 @@ def test_operator_requests_from_the_command_line_damp_and_reset(rig):
     observer, processes, tmp_path = rig
     observer.wait_for(lambda: FsmState.STAND in observer.fsm or FsmState.POLICY in observer.fsm, 60, "standing")
 
-    def request(name: str) -> str:
-        done = subprocess.run(DHAL + ["deploy", "request", name, "--wait-s", "5"], env=environment(),
+    def request(*args: str) -> str:
+        done = subprocess.run(DHAL + ["deploy", *args, "--wait-s", "5"], env=environment(),
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         return done.stdout
 
-    assert "1 subscriber" in request("damp")
+    assert "1 subscriber" in request("cmd-vel", "--vx", "1.0", "--yaw-rate", "0.3")
+    time.sleep(0.5)  # a few policy steps with the command
+    assert "1 subscriber" in request("request", "damp")
     observer.wait_for(lambda: observer.fsm[-1] == FsmState.DAMPING, 10, "damping on request")
-    request("reset")
+    request("request", "reset")
     # PASSIVE, and with --auto-start-after-s straight on to standing up again.
     observer.wait_for(lambda: observer.fsm[-1] in (FsmState.PASSIVE, FsmState.STAND_UP, FsmState.STAND), 10,
                       "leaving damping after the reset")
     assert stop(processes["policy"]) == 0
+    commands = read_log(next((tmp_path / "logs").glob("dhal_policy_*.mcap"))).steps.command
+    assert np.allclose(commands[-1], [1.0, 0.0, 0.3])  # held since it was sent
