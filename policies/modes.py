@@ -15,6 +15,21 @@ Shapes: B = batch, K = num_modes, L = latent_dim, H = history_length, F = frame_
   w.r.t. p) weights every expert's per-sample loss, so only the selected expert gets gradient while
   the classifier gets the whole vector of per-expert losses (winner-take-all assignment).
 
+`ModesConfig.assignment` chooses how `dynamics_loss` shares a sample among the experts; the acting
+path (`act_latent`, `predict`, export) is the same under all of them. With K=1 they coincide.
+* "straight_through" (default, DHAL): as above; loss_k is expert k's reconstruction + contact BCE +
+  KL on the sample. One draw per sample, so only the drawn expert moves.
+* "posterior" (beyond the paper): the negative log-likelihood of a mixture of the K VAEs, with the
+  classifier as the mixing prior and each expert's loss_k read as its negative ELBO:
+  -log sum_k p_k exp(-loss_k). Expert k gets gradient weighted by its posterior responsibility
+  r_k ∝ p_k exp(-loss_k) (an EM step), and the classifier gets the cross-entropy towards r, i.e. it
+  learns which expert explains the sample best even where its own p for that expert is small.
+  The scale of loss_k matters here (rec is a sum of squares, a Gaussian with variance 1/2 per dim).
+  Not offered: the "expected" loss sum_k p_k * loss_k. It is the exact expectation of the
+  straight-through loss over the draw, so it has the same expected gradient and only removes the
+  sampling noise; on the SLDS benchmark it changed neither accuracy nor error ratio beyond the
+  seed-to-seed spread (see `bench_modes.py`).
+
 Loss weights and their provenance (DHAL.md §6.5, §11.2):
 * `contact_weight=0.8`: the released code; the paper's Eq. 8 has no weight on the contact BCE.
 * `kl_weight=0.9` with `kl_mean_over_modes=True`: the released code averages the one-hot-weighted
@@ -40,6 +55,9 @@ from torch import Tensor, nn
 # The CNN's fixed layout (DHAL Table V). Only the per-step width and the output width are options.
 CONV1_CHANNELS, CONV1_KERNEL, CONV1_STRIDE = 20, 6, 2
 CONV2_CHANNELS, CONV2_KERNEL, CONV2_STRIDE = 10, 4, 2
+
+# How `dynamics_loss` assigns a sample to the experts (see the module docstring).
+ASSIGNMENTS = ("straight_through", "posterior")
 
 
 def conv_output_length(history_length: int) -> int:
@@ -74,8 +92,11 @@ class ModesConfig:
     kl_mean_over_modes: bool = True  # DHAL code: KL averaged over batch*K (effective 0.9/K); paper: beta=1e-2
     mode_entropy_weight: float = 0.01  # DHAL minimises each sample's mode entropy (sharpening)
     load_balance_weight: float = 0.0  # beyond the paper: maximise the entropy of the batch-mean p
+    assignment: str = "straight_through"  # how dynamics_loss shares samples among experts; see ASSIGNMENTS
 
     def __post_init__(self) -> None:
+        if self.assignment not in ASSIGNMENTS:
+            raise ValueError(f"ModesConfig.assignment must be one of {ASSIGNMENTS}, got {self.assignment!r}")
         for name in ("frame_size", "history_length", "state_dim", "contact_dim", "num_modes", "latent_dim",
                      "encoder_step_dim", "encoder_out_dim"):
             if getattr(self, name) < 1:
@@ -248,9 +269,10 @@ class HybridModes(nn.Module):
         logits = self.mode_logits(history)
         log_p = torch.log_softmax(logits, dim=-1)
         p = log_p.exp()
+        # Drawn under every assignment: it feeds the occupancy statistics, and the generator then
+        # yields the same eps whatever the assignment (so with K=1 both train alike).
         mode = torch.multinomial(p.detach(), 1, generator=generator).squeeze(-1)
         hard = F.one_hot(mode, cfg.num_modes).to(p.dtype)
-        st = hard - p.detach() + p  # forward: one-hot (exactly 0 off the selected mode); backward: identity
 
         mu, logvar = self.encode(history)
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
@@ -262,17 +284,28 @@ class HybridModes(nn.Module):
         bce = F.binary_cross_entropy_with_logits(contact_logits, targets, reduction="none").sum(-1)  # [B, K]
         kl = -0.5 * (1.0 + logvar - mu.square() - logvar.exp()).sum(-1)  # [B, K]
 
-        rec_loss = (st * rec).sum(-1).mean()
-        contact_loss = (st * bce).sum(-1).mean()
-        kl_loss = (st * kl).mean() if cfg.kl_mean_over_modes else (st * kl).sum(-1).mean()
+        mixture_nll: Tensor | None = None
+        if cfg.assignment == "straight_through":
+            weights = hard - p.detach() + p  # forward: one-hot (exactly 0 off the selected mode); backward: identity
+        else:  # posterior
+            # kl_mean_over_modes averages over batch*K, a per-expert KL weight of kl_weight/K
+            kl_scale = 1.0 / cfg.num_modes if cfg.kl_mean_over_modes else 1.0
+            per_expert = rec + cfg.contact_weight * bce + cfg.kl_weight * kl_scale * kl  # [B, K]: negative ELBO
+            joint = log_p - per_expert
+            mixture_nll = -torch.logsumexp(joint, dim=-1).mean()
+            weights = torch.softmax(joint, dim=-1).detach()  # responsibilities, for the statistics only
+
+        rec_loss = (weights * rec).sum(-1).mean()
+        contact_loss = (weights * bce).sum(-1).mean()
+        kl_loss = (weights * kl).mean() if cfg.kl_mean_over_modes else (weights * kl).sum(-1).mean()
         mode_entropy = _entropy(p, log_p).mean()
         p_mean = p.mean(0)
         batch_mode_entropy = _entropy(p_mean, torch.log(p_mean.clamp_min(1e-12)))
 
+        data_loss = (rec_loss + cfg.contact_weight * contact_loss + cfg.kl_weight * kl_loss
+                     if mixture_nll is None else mixture_nll)
         loss = (
-            rec_loss
-            + cfg.contact_weight * contact_loss
-            + cfg.kl_weight * kl_loss
+            data_loss
             + cfg.mode_entropy_weight * mode_entropy
             - cfg.load_balance_weight * batch_mode_entropy
         )

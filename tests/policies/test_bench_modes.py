@@ -97,6 +97,17 @@ def test_benchmark_is_deterministic_given_the_seed() -> None:
     assert other.runs[3].loss_curve != first.runs[3].loss_curve
 
 
+def test_assignment_reaches_the_model_and_leaves_k1_unchanged() -> None:
+    small = dict(steps=20, train_sequences=4, test_sequences=2, sequence_length=60)
+    dhal = run_modes_benchmark(BenchModesConfig.smoke(**small))
+    posterior = run_modes_benchmark(BenchModesConfig.smoke(assignment="posterior", **small))
+    assert posterior.config["assignment"] == "posterior"
+    assert posterior.runs[3].loss_curve != pytest.approx(dhal.runs[3].loss_curve, rel=1e-3)
+    # with one expert the assignments coincide (up to float rounding), so the baseline is the same run
+    assert posterior.runs[1].loss_curve == pytest.approx(dhal.runs[1].loss_curve, rel=1e-5)
+    assert posterior.runs[1].state_error == pytest.approx(dhal.runs[1].state_error, rel=1e-5)
+
+
 def test_k3_identifies_the_true_modes_on_a_small_slds() -> None:
     """Can fail: unsupervised mode discovery must recover the 3 true modes well above chance (~0.36).
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import pytest
 import torch
 
 from dhal.policies.hysteresis import ModeHysteresis
-from dhal.policies.modes import HybridModes, ModeOutput, ModesConfig
+from dhal.policies.modes import ASSIGNMENTS, HybridModes, ModeOutput, ModesConfig
 
 torch.set_num_threads(1)
 
@@ -144,9 +145,10 @@ def test_dynamics_loss_trains_the_classifier_and_only_the_selected_expert(seed: 
             assert all(v == 0.0 for v in parts.values()), (k, parts)
 
 
-def test_classifier_gradient_prefers_the_expert_with_lower_loss() -> None:
-    """Straight-through: the gate sees every expert's loss, so descent raises p of the best expert."""
-    cfg = SMALL
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_classifier_gradient_prefers_the_expert_with_lower_loss(assignment: str) -> None:
+    """Every assignment shows the gate every expert's loss, so descent raises p of the best expert."""
+    cfg = replace(SMALL, assignment=assignment)
     model = make(cfg)
     history, _, contacts = batch(cfg, 32)
     with torch.no_grad():
@@ -158,6 +160,71 @@ def test_classifier_gradient_prefers_the_expert_with_lower_loss() -> None:
     (grad_bias,) = torch.autograd.grad(loss, model.classifier[-1].bias)
     assert grad_bias[1] < grad_bias[0] and grad_bias[1] < grad_bias[2] and grad_bias[1] < 0
     assert logits.shape == (32, 3)
+
+
+def test_assignment_is_validated_by_name() -> None:
+    with pytest.raises(ValueError, match=r"ModesConfig.assignment must be one of .*'posterior'.*got 'expected'"):
+        ModesConfig(assignment="expected")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_posterior_assignment_trains_every_expert_and_the_classifier(seed: int) -> None:
+    """Unlike straight-through (one sample: only the drawn expert moves), every expert gets its responsibility."""
+    cfg = replace(SMALL, assignment="posterior")
+    model = make(cfg, seed)
+    history, next_state, contacts = batch(cfg, 1, seed)
+    loss, _ = model.dynamics_loss(history, next_state, contacts, generator=torch.Generator().manual_seed(seed))
+    loss.backward()
+    assert grad_norm(model.classifier) > 0.0
+    for k, vae in enumerate(model.vaes):
+        parts = {name: grad_norm(getattr(vae, name))
+                 for name in ("encoder", "fc_mu", "fc_logvar", "state_decoder", "contact_decoder")}
+        assert all(v > 0.0 for v in parts.values()), (k, parts)
+
+
+def test_posterior_assignment_moves_the_classifier_to_an_unlikely_expert_that_fits() -> None:
+    """The case of a switch step: the classifier gives the expert that fits a small p. Straight-through's
+    classifier gradient on that logit is scaled by p (softmax saturation); the posterior's is p - r with
+    r the responsibility, which the fit raises towards 1."""
+    model = make(SMALL)
+    history, _, contacts = batch(SMALL, 32)
+    with torch.no_grad():
+        model.vaes[1].state_decoder[-1].bias.fill_(2.0)  # the others miss the target by about 2 per dim
+        target, _ = model.vaes[1].decode(model.encode(history)[0][:, 1])  # expert 1 fits (up to z noise)
+        for vae in model.vaes:
+            vae.fc_logvar.bias.fill_(-20.0)  # near-deterministic z
+        model.classifier[-1].bias.copy_(torch.tensor([0.0, -5.0, 0.0]))
+        p_fit = float(torch.softmax(model.mode_logits(history), -1)[:, 1].mean())
+    assert p_fit < 0.05
+
+    def bias_grad(cfg: ModesConfig) -> torch.Tensor:
+        model.cfg = cfg
+        loss, _ = model.dynamics_loss(history, target, contacts, generator=torch.Generator().manual_seed(0))
+        (grad,) = torch.autograd.grad(loss, model.classifier[-1].bias)
+        return grad
+
+    straight_through = bias_grad(SMALL)
+    posterior = bias_grad(replace(SMALL, assignment="posterior"))
+    assert posterior[1] < 0 and straight_through[1] < 0
+    assert posterior[1] < 5 * straight_through[1], (posterior, straight_through)
+    assert float(posterior[1]) == pytest.approx(p_fit - 1.0, abs=0.05)  # responsibility of the fit ~ 1
+
+
+def test_with_one_mode_the_assignments_coincide() -> None:
+    cfg = replace(SMALL, num_modes=1)
+    model = make(cfg)
+    history, next_state, contacts = batch(cfg, 16)
+
+    def loss_and_grads(cfg: ModesConfig) -> tuple[float, list[torch.Tensor]]:
+        model.cfg = cfg
+        loss, _ = model.dynamics_loss(history, next_state, contacts, generator=torch.Generator().manual_seed(0))
+        return float(loss.detach()), list(torch.autograd.grad(loss, list(model.vaes.parameters())))
+
+    reference, reference_grads = loss_and_grads(cfg)
+    loss, grads = loss_and_grads(replace(cfg, assignment="posterior"))
+    assert loss == pytest.approx(reference, rel=1e-6)
+    for grad, reference_grad in zip(grads, reference_grads, strict=True):
+        assert torch.allclose(grad, reference_grad, rtol=1e-5, atol=1e-8)
 
 
 # ---- deterministic path ----------------------------------------------------------------------------------
@@ -210,8 +277,6 @@ def _bias_grad(cfg: ModesConfig, model: HybridModes, history: torch.Tensor, next
 
 
 def test_load_balancing_pushes_a_collapsed_classifier_toward_uniform_occupancy() -> None:
-    from dataclasses import replace
-
     model = make(SMALL)
     history, next_state, contacts = batch(SMALL, 64)
     with torch.no_grad():
@@ -238,8 +303,6 @@ def test_load_balancing_pushes_a_collapsed_classifier_toward_uniform_occupancy()
 
 
 def test_kl_mean_over_modes_divides_the_kl_by_k() -> None:
-    from dataclasses import replace
-
     model = make(SMALL)
     history, next_state, contacts = batch(SMALL, 16)
     _, mean_stats = model.dynamics_loss(history, next_state, contacts, generator=torch.Generator().manual_seed(0))
