@@ -29,6 +29,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +276,27 @@ class DHALLogger(Logger):
 
 # ---- the runner ------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class DistributedProcess:
+    world_size: int
+    rank: int
+    local_rank: int
+
+
+def distributed_process(environ: Mapping[str, str] | None = None) -> DistributedProcess:
+    """This process's place in a torchrun launch (world size 1 when not launched by torchrun)."""
+    env = os.environ if environ is None else environ
+    try:
+        process = DistributedProcess(int(env.get("WORLD_SIZE", "1")), int(env.get("RANK", "0")),
+                                     int(env.get("LOCAL_RANK", "0")))
+    except ValueError as error:
+        raise ValueError(f"WORLD_SIZE, RANK and LOCAL_RANK must be integers: {error}") from None
+    if process.world_size < 1 or not 0 <= process.rank < process.world_size \
+            or not 0 <= process.local_rank < process.world_size:
+        raise ValueError(f"inconsistent torchrun environment: {process}")
+    return process
+
+
 class DHALRunner(OnPolicyRunner):
     alg: DHALPPO
     logger: DHALLogger
@@ -302,6 +324,31 @@ class DHALRunner(OnPolicyRunner):
     def log_dir(self) -> Path | None:
         return None if self.logger.log_dir is None else Path(self.logger.log_dir)
 
+    @property
+    def writes_files(self) -> bool:
+        """Checkpoints and logs come from one process (rank 0) of a multi-process run."""
+        return self.log_dir is not None and self.gpu_global_rank == 0
+
+    def _configure_multi_gpu(self) -> None:
+        """rsl-rl's multi-GPU set-up (torchrun's WORLD_SIZE, RANK, LOCAL_RANK), extended to the CPU:
+        several CPU processes average gradients over gloo, as GPU processes do over nccl."""
+        process = distributed_process()
+        self.gpu_world_size, self.is_distributed = process.world_size, process.world_size > 1
+        self.gpu_local_rank, self.gpu_global_rank = process.local_rank, process.rank
+        if not self.is_distributed:
+            self.cfg["multi_gpu"] = None
+            return
+        self.cfg["multi_gpu"] = {"global_rank": process.rank, "local_rank": process.local_rank,
+                                 "world_size": process.world_size}
+        on_gpu = str(self.device).startswith("cuda")
+        if on_gpu and str(self.device) != f"cuda:{process.local_rank}":
+            raise ValueError(f"process {process.rank} (local rank {process.local_rank}) runs on {self.device}; "
+                             f"each process must use cuda:<its local rank>")
+        torch.distributed.init_process_group(backend="nccl" if on_gpu else "gloo", rank=process.rank,
+                                             world_size=process.world_size)
+        if on_gpu:
+            torch.cuda.set_device(process.local_rank)
+
     # ---- loop ------------------------------------------------------------------------------------
     def learn(self, num_learning_iterations: int, init_at_random_ep_len: bool = False) -> None:
         if init_at_random_ep_len:
@@ -309,12 +356,15 @@ class DHALRunner(OnPolicyRunner):
                 self.env.episode_length_buf, high=int(self.env.max_episode_length))
         obs = self.env.get_observations().to(self.device)
         self.alg.train_mode()
+        if self.is_distributed:  # every process starts from rank 0's parameters
+            self.alg.broadcast_parameters()
         self.logger.init_logging_writer()
         start_it = self.current_learning_iteration
         total_it = start_it + num_learning_iterations
         saved_at = None
-        bar = tqdm(total=num_learning_iterations, desc="train", unit="it", disable=not self.progress,
-                   dynamic_ncols=True, mininterval=1.0)
+        checkpoint_dir = self.log_dir if self.writes_files else None
+        bar = tqdm(total=num_learning_iterations, desc="train", unit="it",
+                   disable=not self.progress or self.gpu_global_rank != 0, dynamic_ncols=True, mininterval=1.0)
         try:
             for it in range(start_it, total_it):
                 start = time.time()
@@ -336,8 +386,8 @@ class DHALRunner(OnPolicyRunner):
                 self.logger.log(it=it, start_it=start_it, total_it=total_it, collect_time=collect_time,
                                 learn_time=learn_time, loss_dict=loss_dict, learning_rate=self.alg.learning_rate,
                                 action_std=self.alg.get_policy().output_std, rnd_weight=None)
-                if self.log_dir is not None and (it + 1) % self.cfg["save_interval"] == 0:
-                    self.save(self.log_dir / checkpoint_name(it + 1))
+                if checkpoint_dir is not None and (it + 1) % self.cfg["save_interval"] == 0:
+                    self.save(checkpoint_dir / checkpoint_name(it + 1))
                     saved_at = it + 1
                 reward = self.logger.mean_reward()
                 bar.set_postfix_str(
@@ -347,9 +397,9 @@ class DHALRunner(OnPolicyRunner):
         finally:
             bar.close()
             # Also after an interrupt or an error: keep what the completed iterations learned.
-            if self.log_dir is not None and saved_at != self.current_learning_iteration \
+            if checkpoint_dir is not None and saved_at != self.current_learning_iteration \
                     and self.current_learning_iteration > start_it:
-                self.save(self.log_dir / checkpoint_name(self.current_learning_iteration))
+                self.save(checkpoint_dir / checkpoint_name(self.current_learning_iteration))
             self.logger.close()
 
     # ---- checkpoints -------------------------------------------------------------------------------

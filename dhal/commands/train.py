@@ -79,6 +79,8 @@ class TrainOutputs:
     first_iteration: int
     last_iteration: int
     seconds: float
+    rank: int = 0  # this process in a torchrun launch
+    world_size: int = 1
 
 
 def run(cfg: TrainCommandConfig) -> TrainOutputs:
@@ -87,7 +89,8 @@ def run(cfg: TrainCommandConfig) -> TrainOutputs:
     from dhal.envs.overrides import ConfigError, apply_overrides
     from dhal.policies import presets
     from dhal.policies.training import (
-        CONFIG_NAME, CheckpointError, DHALRunner, atomic_write_json, find_checkpoint, read_checkpoint,
+        CONFIG_NAME, CheckpointError, DHALRunner, atomic_write_json, distributed_process, find_checkpoint,
+        read_checkpoint,
     )
 
     if cfg.iterations < 1:
@@ -134,12 +137,25 @@ def run(cfg: TrainCommandConfig) -> TrainOutputs:
     backend = cfg.backend or saved_env.get("backend", DEFAULT_BACKEND)
     device = cfg.device or saved_env.get("device", DEFAULT_DEVICE)
     seed = cfg.seed if cfg.seed is not None else int(saved_env.get("seed", DEFAULT_SEED)) + done
+    # Under torchrun every process trains on its own envs and device; rank 0 writes the files.
+    try:
+        process = distributed_process()
+    except ValueError as error:
+        raise CommandError(str(error)) from error
+    if process.world_size > 1:
+        if cfg.run_dir is None and checkpoint is None:
+            raise CommandError("a multi-process run (torchrun) needs --run-dir, the same for every process")
+        if device == "cuda":
+            device = f"cuda:{process.local_rank}"
+        seed_for_envs = seed + process.rank  # different rollouts per process; the learners stay in sync
+    else:
+        seed_for_envs = seed
     env_overrides = {**saved_env.get("overrides", {}), **parse_overrides(cfg.override)}
 
     if train_cfg.torch_threads is not None:
         torch.set_num_threads(train_cfg.torch_threads)
     torch.manual_seed(seed)
-    options = EnvOptions(task=task, backend=backend, device=device, seed=seed,
+    options = EnvOptions(task=task, backend=backend, device=device, seed=seed_for_envs,
                          override=tuple(f"{k}={v!r}" for k, v in env_overrides.items()))
     env = open_env(options, train_cfg.num_envs)
     start = time.perf_counter()
@@ -172,7 +188,8 @@ def run(cfg: TrainCommandConfig) -> TrainOutputs:
                 runner.load(checkpoint)
             except CheckpointError as error:
                 raise CommandError(str(error)) from error
-        atomic_write_json(run_config, run_dir / CONFIG_NAME)
+        if process.rank == 0:
+            atomic_write_json(run_config, run_dir / CONFIG_NAME)
         first = runner.current_learning_iteration
         try:
             runner.learn(cfg.iterations, init_at_random_ep_len=train_cfg.init_at_random_ep_len)
@@ -181,13 +198,17 @@ def run(cfg: TrainCommandConfig) -> TrainOutputs:
             raise CommandError(f"interrupted after iteration {runner.current_learning_iteration} ({saved_note}); "
                                f"continue with: dhal train --resume {run_dir}") from None
         return TrainOutputs(run_dir=run_dir, checkpoint=runner.last_saved, first_iteration=first,
-                            last_iteration=runner.current_learning_iteration, seconds=time.perf_counter() - start)
+                            last_iteration=runner.current_learning_iteration, seconds=time.perf_counter() - start,
+                            rank=process.rank, world_size=process.world_size)
     finally:
         env.close()
 
 
 def report(outputs: TrainOutputs) -> str:
     done = outputs.last_iteration - outputs.first_iteration
+    if outputs.rank != 0:
+        return (f"process {outputs.rank} of {outputs.world_size}: trained iterations {outputs.first_iteration}.."
+                f"{outputs.last_iteration} in step with process 0, which wrote {outputs.run_dir}")
     return "\n".join([
         f"trained iterations {outputs.first_iteration}..{outputs.last_iteration} "
         f"({done} in {outputs.seconds:.1f} s)",

@@ -72,3 +72,44 @@ def test_replicas_stay_identical_with_gradient_reduction():
 def test_without_it_the_replicas_drift_apart():
     parameter_gap, _ = run(multi=False)
     assert parameter_gap > 1e-3
+
+
+def test_dhal_train_under_torchrun_on_the_cpu(tmp_path):
+    """Two processes (gloo): both train in step, process 0 writes the run folder."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    run_dir = tmp_path / "run"
+    done = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node", str(WORLD), "-m", "dhal.cli", "train", "--preset",
+         "smoke", "--iterations", "2", "--num-envs", "2", "--run-dir", str(run_dir), "--no-progress"],
+        env={**os.environ, "OMP_NUM_THREADS": "1", "MUJOCO_GL": "egl"}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "process 1 of 2: trained iterations 0..2" in done.stdout
+    assert (run_dir / "model_2.pt").is_file() and (run_dir / "config.json").is_file()
+    assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1  # one writer
+
+
+def test_torchrun_needs_a_shared_run_dir(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "dhal.cli", "train", "--preset", "smoke", "--iterations", "1"],
+                          env={**os.environ, "WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"},
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 2 and "needs --run-dir" in done.stderr
+
+
+def test_the_torchrun_environment_is_checked():
+    import pytest
+
+    from dhal.policies.training import distributed_process
+
+    assert distributed_process({}).world_size == 1
+    assert distributed_process({"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"}).rank == 3
+    with pytest.raises(ValueError, match="inconsistent"):
+        distributed_process({"WORLD_SIZE": "2", "RANK": "2", "LOCAL_RANK": "0"})
+    with pytest.raises(ValueError, match="integers"):
+        distributed_process({"WORLD_SIZE": "two"})
