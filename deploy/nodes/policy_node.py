@@ -171,10 +171,10 @@ class PolicyNode:
             self._last_fsm = out.command.state
             self._publish(self.pub_fsm, topics.FSM_STATE, UInt8(data=int(out.command.state)))
             # rclpy binds one severity to each call site, hence two calls.
-            if out.command.state == FsmState.DAMPING:
-                self.node.get_logger().warning(f"{out.command.state.name}: {out.command.reason}")
+            if out.command.state == FsmState.DAMPING:  # the reason starts with the state's name
+                self.node.get_logger().warning(out.command.reason)
             else:
-                self.node.get_logger().info(f"{out.command.state.name}: {out.command.reason}")
+                self.node.get_logger().info(out.command.reason)
         if out.record is not None and self.log is not None:
             self.log.log_step(out.record, common_now_ns())
 
