@@ -92,7 +92,9 @@ class ClosedLoop:
         self.robot = SimulatedGo1(cfg.scene, cfg.backend, cfg.keyframe)
         self.controller = PolicyController(
             self.policy, SafetyConfig.for_contract(self.policy.contract, dry_run=cfg.dry_run),
-            ControllerConfig(state_period_s=self.robot.physics_dt, auto_start_after_s=cfg.auto_start_after_s))
+            # The loop sees the robot from its first state, at rest: stand up without waiting.
+            ControllerConfig(state_period_s=self.robot.physics_dt, auto_start_after_s=cfg.auto_start_after_s,
+                             settle_time_s=0.0))
         self.controller.on_velocity_command(*cfg.command)
         self.bridge = BridgeSafety(cfg.bridge)
         self.bridge_names = list(cfg.bridge.joint_names)

@@ -40,6 +40,10 @@ class ControllerConfig:
     # Optional unattended start for sim-in-the-loop runs: stand up as soon as PASSIVE is reached,
     # start the policy after standing this long. None: wait for the operator.
     auto_start_after_s: float | None = None
+    # The unattended start stands up only from rest: a limp robot may still be folding onto its
+    # stops, and a stand-up that starts from a moving pose lags its own interpolation.
+    settle_joint_speed: float = 0.2  # rad/s, every joint
+    settle_time_s: float = 0.5  # 0: do not wait
     max_forward_mps: float = 1.6  # commands are clipped to the training range
     max_yaw_rate: float = 0.8
     joy: JoyMap = field(default_factory=JoyMap)
@@ -86,6 +90,7 @@ class PolicyController:
         self._policy_running = False
         self._last_tick_s: float | None = None
         self._stand_since: float | None = None
+        self._settled_since: float | None = None
         # The last few hundred steps' timing, for the diagnostics topic (the log keeps all of it).
         self.timing: dict[str, deque[float]] = {
             name: deque(maxlen=TIMING_WINDOW) for name in ("inference_ms", "loop_period_ms", "state_age_ms")}
@@ -169,7 +174,7 @@ class PolicyController:
         state = self.safety.state
         if after is None:
             return
-        if state == FsmState.PASSIVE:
+        if state == FsmState.PASSIVE and self._settled(now_s):
             self.request(Request.STAND_UP, now_s)
         if state == FsmState.STAND:
             self._stand_since = now_s if self._stand_since is None else self._stand_since
@@ -177,6 +182,18 @@ class PolicyController:
                 self.request(Request.START_POLICY, now_s)
         else:
             self._stand_since = None
+
+    def _settled(self, now_s: float) -> bool:
+        """Whether every joint has been slower than `settle_joint_speed` for `settle_time_s`
+        (always, with `settle_time_s` 0)."""
+        if self.cfg.settle_time_s <= 0.0:
+            return True
+        signals = self.latest.signals
+        if signals is None or not signals.finite or np.abs(signals.joint_vel).max() >= self.cfg.settle_joint_speed:
+            self._settled_since = None
+            return False
+        self._settled_since = now_s if self._settled_since is None else self._settled_since
+        return now_s - self._settled_since >= self.cfg.settle_time_s
 
     def tick(self, now_s: float, policy_step: bool) -> TickOutput:
         self._auto_start(now_s)

@@ -50,7 +50,8 @@ class Rig:
     def __init__(self, policy=None, clock=None, **safety) -> None:
         self.policy = policy or ScriptedPolicy()
         self.ctl = PolicyController(self.policy, SafetyConfig.for_contract(CONTRACT, **{"dry_run": False, **safety}),
-                                    ControllerConfig(auto_start_after_s=0.1), clock=clock or (lambda: 0.0))
+                                    ControllerConfig(auto_start_after_s=0.1, settle_time_s=0.0),
+                                    clock=clock or (lambda: 0.0))
         self.t = 0.0
         self.q = np.array(CONTRACT.default_pose)
         self.outputs: list[TickOutput] = []
@@ -176,7 +177,7 @@ def test_published_targets_never_leave_the_soft_limits(actions, offsets, dq, rol
 def test_the_real_policy_drives_the_simulated_robot_through_the_robot_side_safety(exported_policy):
     policy = OnnxPolicy(exported_policy)
     ctl = PolicyController(policy, SafetyConfig.for_contract(policy.contract, dry_run=False),
-                           ControllerConfig(auto_start_after_s=0.5))
+                           ControllerConfig(auto_start_after_s=0.5, settle_time_s=0.0))
     robot, bridge = SimulatedGo1(), BridgeSafety(BridgeConfig())
     t, modes, published = 0.0, set(), 0
     for _ in range(int(4.5 / robot.physics_dt)):
@@ -198,3 +199,20 @@ def test_the_real_policy_drives_the_simulated_robot_through_the_robot_side_safet
         t += robot.physics_dt
     assert ctl.safety.state == FsmState.POLICY and bridge.mode == RobotMode.ACTIVE_POLICY, bridge.latched
     assert RobotMode.ACTIVE_STAND in modes and published > 150
+
+
+def test_the_unattended_start_waits_for_the_robot_to_come_to_rest():
+    ctl = PolicyController(ScriptedPolicy(), SafetyConfig.for_contract(CONTRACT, dry_run=False),
+                           ControllerConfig(auto_start_after_s=0.1, settle_time_s=0.5), clock=lambda: 0.0)
+    q, t = np.array(CONTRACT.default_pose), 0.0
+    for step in range(400):  # 2 s of states: still folding for the first second, then at rest
+        t += STATE_DT
+        moving = step < 200
+        ctl.on_imu(UPRIGHT_XYZW, (0.0, 0.0, 0.0), t)
+        ctl.on_joint_state(NAMES, q, np.full(12, 1.0 if moving else 0.0), t, t)
+        if moving:
+            assert ctl.safety.state == FsmState.PASSIVE or ctl.safety.state == FsmState.INIT
+        if ctl.safety.state == FsmState.STAND_UP:
+            break
+    assert ctl.safety.state == FsmState.STAND_UP
+    assert 1.0 + 0.5 <= t < 1.0 + 0.5 + 0.05  # at rest for settle_time_s, then at once
