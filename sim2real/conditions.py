@@ -5,6 +5,7 @@ as status instead of numbers, never a made-up value."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -16,6 +17,16 @@ from dhal.sim2real.physics import PhysicsSettings
 from dhal.sim2real.stats import wilson_interval
 
 OK = "ok"
+
+
+@dataclass(frozen=True)
+class SuiteSettings:
+    """How every condition of a suite is evaluated."""
+
+    episodes: int
+    num_envs: int
+    min_distance_m: float = 5.0
+    progress: bool = True
 
 
 def not_run(reason: str) -> dict[str, Any]:

@@ -18,19 +18,11 @@ from tqdm import tqdm
 from dhal.policies.evaluate import SuccessCriterion, pyplot_agg
 from dhal.policies.inference import LoadedPolicy
 from dhal.sim2real import paper
-from dhal.sim2real.conditions import OK, evaluate_condition
+from dhal.sim2real.conditions import OK, SuiteSettings, evaluate_condition
 from dhal.sim2real.envs import EnvRequest
 from dhal.sim2real.scenarios import Scenario
 
 SUITE = "hardware-table"
-
-
-@dataclass(frozen=True)
-class SuiteSettings:
-    episodes: int
-    num_envs: int
-    min_distance_m: float = 5.0
-    progress: bool = True
 
 
 def method_label(loaded: LoadedPolicy) -> str:

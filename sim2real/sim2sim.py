@@ -18,20 +18,12 @@ from tqdm import tqdm
 from dhal.policies.evaluate import pyplot_agg
 from dhal.policies.inference import LoadedPolicy
 from dhal.sim2real import paper
-from dhal.sim2real.conditions import OK, evaluate_condition
+from dhal.sim2real.conditions import OK, SuiteSettings, evaluate_condition
 from dhal.sim2real.envs import EnvRequest
 from dhal.sim2real.physics import PhysicsSettings
 
 SUITE = "sim2sim"
 BASELINE = "trained"
-
-
-@dataclass(frozen=True)
-class Sim2SimSettings:
-    episodes: int
-    num_envs: int
-    min_distance_m: float = 5.0
-    progress: bool = True
 
 
 def compare_to_baseline(cell: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str, Any]:
@@ -49,7 +41,7 @@ def compare_to_baseline(cell: Mapping[str, Any], baseline: Mapping[str, Any]) ->
 
 
 def run_sim2sim(policies: Sequence[LoadedPolicy], settings_list: Sequence[PhysicsSettings], request: EnvRequest,
-                settings: Sim2SimSettings) -> dict[str, Any]:
+                settings: SuiteSettings) -> dict[str, Any]:
     if not settings_list or settings_list[0].name != BASELINE:
         raise ValueError(f"the physics settings must start with the {BASELINE!r} baseline")
     methods = []

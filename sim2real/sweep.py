@@ -16,7 +16,7 @@ from tqdm import tqdm
 from dhal.policies.evaluate import pyplot_agg
 from dhal.policies.inference import LoadedPolicy, fixed_command_overrides
 from dhal.sim2real import paper
-from dhal.sim2real.conditions import OK, evaluate_condition
+from dhal.sim2real.conditions import OK, SuiteSettings, evaluate_condition
 from dhal.sim2real.envs import EnvRequest
 
 SUITE = "command-sweep"
@@ -35,16 +35,8 @@ class CommandGrid:
                 raise ValueError(f"the command grid repeats {name} values: {list(values)}")
 
 
-@dataclass(frozen=True)
-class SweepSettings:
-    episodes: int
-    num_envs: int
-    min_distance_m: float = 5.0
-    progress: bool = True
-
-
 def run_sweep(policies: Sequence[LoadedPolicy], grid: CommandGrid, request: EnvRequest,
-              settings: SweepSettings) -> dict[str, Any]:
+              settings: SuiteSettings) -> dict[str, Any]:
     """Per policy, [vx][yaw] grids of tracking errors and success rates."""
     methods = []
     bar = tqdm(total=len(policies) * len(grid.vx) * len(grid.yaw_rate), desc=SUITE, unit="command",

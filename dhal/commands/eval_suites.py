@@ -64,6 +64,7 @@ def run_suite(cfg: EvalConfig) -> SuiteOutputs:
     from dhal.commands.env_options import parse_overrides
     from dhal.envs.overrides import ConfigError
     from dhal.policies.training import CheckpointError, atomic_write_json
+    from dhal.sim2real.conditions import SuiteSettings
     from dhal.sim2real.envs import EnvRequest
 
     if cfg.suite is None:
@@ -71,13 +72,14 @@ def run_suite(cfg: EvalConfig) -> SuiteOutputs:
     policies = _load_all(cfg)
     request = EnvRequest(task=cfg.task, backend=cfg.backend, device=cfg.device, seed=cfg.seed,
                          overrides=parse_overrides(cfg.override))
+    settings = SuiteSettings(cfg.episodes, cfg.num_envs, cfg.min_distance, cfg.progress)
     try:
         if cfg.suite == "hardware-table":
-            results, table, plot = _hardware_table(cfg, policies, request)
+            results, table, plot = _hardware_table(cfg, policies, request, settings)
         elif cfg.suite == "sim2sim":
-            results, table, plot = _sim2sim(cfg, policies, request)
+            results, table, plot = _sim2sim(cfg, policies, request, settings)
         else:
-            results, table, plot = _command_sweep(cfg, policies, request)
+            results, table, plot = _command_sweep(cfg, policies, request, settings)
     except (ConfigError, CheckpointError, KeyError) as error:
         raise CommandError(str(error).strip("'\"")) from error
     cfg.out.mkdir(parents=True, exist_ok=True)
@@ -105,31 +107,31 @@ def _with_command(request: Any, command: dict[str, Any]) -> Any:
     return replace(request, overrides={**(request.overrides or {}), **command})
 
 
-def _hardware_table(cfg: EvalConfig, policies: list[Any], request: Any) -> tuple[dict[str, Any], Any, Any]:
+def _hardware_table(cfg: EvalConfig, policies: list[Any], request: Any,
+                    settings: Any) -> tuple[dict[str, Any], Any, Any]:
     from dhal.sim2real import hardware_table, scenarios
 
     chosen = scenarios.select(cfg.scenarios or None)
-    settings = hardware_table.SuiteSettings(cfg.episodes, cfg.num_envs, cfg.min_distance, cfg.progress)
     results = hardware_table.run_hardware_table(policies, chosen, _with_command(request, _fixed_command(cfg)), settings)
     return results, hardware_table.format_table, hardware_table.plot_table
 
 
-def _sim2sim(cfg: EvalConfig, policies: list[Any], request: Any) -> tuple[dict[str, Any], Any, Any]:
+def _sim2sim(cfg: EvalConfig, policies: list[Any], request: Any,
+             settings: Any) -> tuple[dict[str, Any], Any, Any]:
     from dhal.sim2real import physics, sim2sim
 
     chosen = physics.select_settings(cfg.physics or None)
-    settings = sim2sim.Sim2SimSettings(cfg.episodes, cfg.num_envs, cfg.min_distance, cfg.progress)
     results = sim2sim.run_sim2sim(policies, chosen, _with_command(request, _fixed_command(cfg)), settings)
     return results, sim2sim.format_table, sim2sim.plot_sim2sim
 
 
-def _command_sweep(cfg: EvalConfig, policies: list[Any], request: Any) -> tuple[dict[str, Any], Any, Any]:
+def _command_sweep(cfg: EvalConfig, policies: list[Any], request: Any,
+                   settings: Any) -> tuple[dict[str, Any], Any, Any]:
     from dhal.sim2real import sweep
 
     if cfg.command_vx is not None or cfg.command_yaw is not None:
         raise CommandError("--suite command-sweep sets the commands itself; use --sweep-vx and --sweep-yaw")
     grid = sweep.CommandGrid(tuple(cfg.sweep_vx), tuple(cfg.sweep_yaw))
-    settings = sweep.SweepSettings(cfg.episodes, cfg.num_envs, cfg.min_distance, cfg.progress)
     results = sweep.run_sweep(policies, grid, request, settings)
     return results, sweep.format_table, sweep.plot_heatmaps
 
