@@ -24,8 +24,7 @@ from typing import Any
 import rclpy
 import tyro
 from rclpy.context import Context
-from rclpy.executors import Executor, SingleThreadedExecutor
-from rclpy.experimental import EventsExecutor
+from rclpy.executors import Executor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
@@ -34,6 +33,7 @@ from dhal.deploy.go1.bridge import BridgeStatus, Go1Bridge
 from dhal.deploy.go1.config import BridgeConfig
 from dhal.deploy.go1.packets import MOTOR_MODE_SERVO
 from dhal.deploy.go1.safety import ACTIVE_MODES
+from dhal.deploy.nodes.common import make_executor
 from dhal.deploy.ros import message_class, qos, to_stamp
 from dhal.deploy.topics import RobotMode
 
@@ -202,10 +202,6 @@ def diagnostic_statuses(status: BridgeStatus, config: BridgeConfig) -> list[Any]
     return statuses
 
 
-def make_executor(kind: str, context: Context | None = None) -> Executor:
-    return EventsExecutor(context=context) if kind == "events" else SingleThreadedExecutor(context=context)
-
-
 def spin_until(executor: Executor, stop: threading.Event) -> None:
     """spin_once in a loop (never spin() in a thread: EventsExecutor can hang on shutdown, DEPLOY.md §2)."""
     while not stop.is_set() and executor.context.ok():
@@ -244,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     context = Context()
     rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
     node = BridgeNode(bridge, context=context)
-    executor = make_executor(config.executor, context)
+    executor = make_executor(context, config.executor)
     executor.add_node(node)
     node.get_logger().info(f"bridge to {config.robot_host}:{config.robot_port} from local port "
                            f"{bridge.link.local_address[1]}, max mode {config.max_mode.name}; config {config.to_dict()}")

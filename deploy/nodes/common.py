@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dhal.deploy.mcap_log import McapLogger
-from dhal.deploy.topics import ALL_TOPICS
+from dhal.deploy.topics import ALL_TOPICS, Topic
 
 if TYPE_CHECKING:  # rclpy is imported when a node starts, so `dhal` works where ROS is not installed
     from rclpy.context import Context
@@ -110,6 +110,36 @@ def open_log(log_dir: Path | None, node_name: str, metadata: Mapping[str, Mappin
     log_dir.mkdir(parents=True, exist_ok=True)
     path = log_dir / f"{node_name}_{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}.mcap"
     return McapLogger(path, metadata=metadata, attachments=attachments, topics=ALL_TOPICS)
+
+
+class TopicIO:
+    """A node's publishers and subscriptions on the deploy topics; every message that goes out or
+    comes in is also written to the node's log (when it has one)."""
+
+    def __init__(self, node: Any, log: McapLogger | None) -> None:
+        self.node, self.log = node, log
+
+    def record(self, topic: Topic, msg: Any) -> None:
+        if self.log is not None:
+            self.log.log_message(topic, msg, time.time_ns())
+
+    def subscribe(self, topic: Topic, callback: Callable[[Any], None]) -> None:
+        from dhal.deploy.ros import message_class, qos
+
+        def logged(msg: Any) -> None:
+            self.record(topic, msg)
+            callback(msg)
+
+        self.node.create_subscription(message_class(topic), topic.name, logged, qos(topic))
+
+    def publisher(self, topic: Topic) -> Any:
+        from dhal.deploy.ros import message_class, qos
+
+        return self.node.create_publisher(message_class(topic), topic.name, qos(topic))
+
+    def publish(self, publisher: Any, topic: Topic, msg: Any) -> None:
+        publisher.publish(msg)
+        self.record(topic, msg)
 
 
 def diagnostic_array(stamp: Any, name: str, level: int, message: str, values: Mapping[str, Any]) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from typing import Any
 
 import numpy as np
@@ -56,18 +57,19 @@ class PolicyNode:
              "policy": {"sha256": self.policy.sha256, "contract_digest": digest, "file": cfg.policy.name}},
             {"policy.onnx": cfg.policy.read_bytes(), "config.json": json.dumps(resolved, default=str).encode()})
         self.node = Node(NODE_NAME, context=context)
+        self.io = common.TopicIO(self.node, self.log)
         self.clock = self.node.get_clock()
-        self._sub(topics.JOINT_STATES, self._on_joint_state)
-        self._sub(topics.IMU, self._on_imu)
-        self._sub(topics.ESTOP, self._on_estop)
-        self._sub(topics.CMD_VEL, self._on_cmd_vel)
-        self._sub(topics.JOY, self._on_joy)
-        self._sub(topics.OPERATOR, self._on_operator)
-        self._sub(topics.ROBOT_MODE, self._on_robot_mode)
-        self.pub_targets = self._pub(topics.JOINT_TARGETS)
-        self.pub_mode = self._pub(topics.MODE_REQUEST)
-        self.pub_fsm = self._pub(topics.FSM_STATE)
-        self.pub_diag = self._pub(topics.DIAGNOSTICS)
+        self.io.subscribe(topics.JOINT_STATES, self._on_joint_state)
+        self.io.subscribe(topics.IMU, self._on_imu)
+        self.io.subscribe(topics.ESTOP, self._on_estop)
+        self.io.subscribe(topics.CMD_VEL, self._on_cmd_vel)
+        self.io.subscribe(topics.JOY, self._on_joy)
+        self.io.subscribe(topics.OPERATOR, self._on_operator)
+        self.io.subscribe(topics.ROBOT_MODE, self._on_robot_mode)
+        self.pub_targets = self.io.publisher(topics.JOINT_TARGETS)
+        self.pub_mode = self.io.publisher(topics.MODE_REQUEST)
+        self.pub_fsm = self.io.publisher(topics.FSM_STATE)
+        self.pub_diag = self.io.publisher(topics.DIAGNOSTICS)
         self._last_fsm: FsmState | None = None
         period = self.policy.contract.control_dt
         self.node.create_timer(period, self._on_watchdog)
@@ -75,29 +77,6 @@ class PolicyNode:
         self.node.get_logger().info(
             f"policy {cfg.policy.name} (contract {digest}), {'DRY RUN' if cfg.dry_run else 'LIVE'}, "
             f"{1 / period:.0f} Hz, triggered by joint states")
-
-    # ---- plumbing ----------------------------------------------------------------------------------
-    def _sub(self, topic: topics.Topic, callback: Any) -> None:
-        from dhal.deploy.ros import message_class, qos
-
-        def logged(msg: Any) -> None:
-            self._log(topic, msg)
-            callback(msg)
-
-        self.node.create_subscription(message_class(topic), topic.name, logged, qos(topic))
-
-    def _pub(self, topic: topics.Topic) -> Any:
-        from dhal.deploy.ros import message_class, qos
-
-        return self.node.create_publisher(message_class(topic), topic.name, qos(topic))
-
-    def _log(self, topic: topics.Topic, msg: Any) -> None:
-        if self.log is not None:
-            self.log.log_message(topic, msg, common_now_ns())
-
-    def _publish(self, publisher: Any, topic: topics.Topic, msg: Any) -> None:
-        publisher.publish(msg)
-        self._log(topic, msg)
 
     # ---- callbacks --------------------------------------------------------------------------------------
     def _on_joint_state(self, msg: Any) -> None:
@@ -150,7 +129,7 @@ class PolicyNode:
                 values[f"{name[:-3]}_max_ms"] = f"{max(window):.3f}"
         level = 2 if self.controller.safety.state == FsmState.DAMPING else 0
         msg = common.diagnostic_array(self.clock.now().to_msg(), NODE_NAME, level, self.controller.safety.reason, values)
-        self._publish(self.pub_diag, topics.DIAGNOSTICS, msg)
+        self.io.publish(self.pub_diag, topics.DIAGNOSTICS, msg)
 
     def _apply(self, out: TickOutput | None) -> None:
         while self.controller.notices:
@@ -160,38 +139,34 @@ class PolicyNode:
         from std_msgs.msg import Float64MultiArray, UInt8
 
         if out.mode_request is not None:
-            self._publish(self.pub_mode, topics.MODE_REQUEST, UInt8(data=int(out.mode_request)))
+            self.io.publish(self.pub_mode, topics.MODE_REQUEST, UInt8(data=int(out.mode_request)))
         if out.targets is not None:
             msg = Float64MultiArray(data=[float(x) for x in out.targets])
             # The step index rides in layout.data_offset, which the forward controller ignores, so
             # a log of the robot side can be joined with the policy steps (latency, replay).
             msg.layout.data_offset = out.record.step if out.record is not None else 0
-            self._publish(self.pub_targets, topics.JOINT_TARGETS, msg)
+            self.io.publish(self.pub_targets, topics.JOINT_TARGETS, msg)
         if out.command.state != self._last_fsm:
             self._last_fsm = out.command.state
-            self._publish(self.pub_fsm, topics.FSM_STATE, UInt8(data=int(out.command.state)))
+            self.io.publish(self.pub_fsm, topics.FSM_STATE, UInt8(data=int(out.command.state)))
             # rclpy binds one severity to each call site, hence two calls.
             if out.command.state == FsmState.DAMPING:  # the reason starts with the state's name
                 self.node.get_logger().warning(out.command.reason)
             else:
                 self.node.get_logger().info(out.command.reason)
         if out.record is not None and self.log is not None:
-            self.log.log_step(out.record, common_now_ns())
+            self.log.log_step(out.record, time.time_ns())
 
     def shutdown(self) -> None:
         """Leave the robot damped, never stiff, whatever stopped the node."""
         from std_msgs.msg import UInt8
 
         try:
-            self._publish(self.pub_mode, topics.MODE_REQUEST, UInt8(data=int(topics.RobotMode.DAMPING)))
+            self.io.publish(self.pub_mode, topics.MODE_REQUEST, UInt8(data=int(topics.RobotMode.DAMPING)))
         finally:
             if self.log is not None:
                 self.log.close()
             self.node.destroy_node()
-
-
-def common_now_ns() -> int:
-    return int(common.wall_s() * 1e9)
 
 
 def run(cfg: PolicyNodeConfig) -> str:

@@ -48,43 +48,24 @@ class SimNode:
                                    common.session_metadata(NODE_NAME, {**dataclasses.asdict(cfg),
                                                                         "bridge": self.safety.config.to_dict()}),
                                    {"config.json": json.dumps(dataclasses.asdict(cfg), default=str).encode()})
-        self.pub_joints = self._pub(topics.JOINT_STATES)
-        self.pub_imu = self._pub(topics.IMU)
-        self.pub_mode = self._pub(topics.ROBOT_MODE)
-        self.pub_truth = self._pub(topics.SIM_BASE_POSE)
-        self._sub(topics.JOINT_TARGETS, lambda m: self.safety.submit_target(list(m.data), self._now()))
-        self._sub(topics.MODE_REQUEST, lambda m: self.safety.request_mode(int(m.data), self._now()))
-        self._sub(topics.ESTOP, lambda m: self.safety.set_estop(bool(m.data), self._now()))
+        self.io = common.TopicIO(self.node, self.log)
+        self.pub_joints = self.io.publisher(topics.JOINT_STATES)
+        self.pub_imu = self.io.publisher(topics.IMU)
+        self.pub_mode = self.io.publisher(topics.ROBOT_MODE)
+        self.pub_truth = self.io.publisher(topics.SIM_BASE_POSE)
+        self.io.subscribe(topics.JOINT_TARGETS, lambda m: self.safety.submit_target(list(m.data), self._now()))
+        self.io.subscribe(topics.MODE_REQUEST, lambda m: self.safety.request_mode(int(m.data), self._now()))
+        self.io.subscribe(topics.ESTOP, lambda m: self.safety.set_estop(bool(m.data), self._now()))
         self._published_mode: topics.RobotMode | None = None
         self._truth_every = max(1, round(1.0 / (cfg.ground_truth_hz * self.robot.physics_dt)))
         self.steps = 0
         self.resyncs = 0
         self._start = time.monotonic()
 
-    def _pub(self, topic: topics.Topic) -> Any:
-        from dhal.deploy.ros import message_class, qos
-
-        return self.node.create_publisher(message_class(topic), topic.name, qos(topic))
-
-    def _sub(self, topic: topics.Topic, callback: Any) -> None:
-        from dhal.deploy.ros import message_class, qos
-
-        def logged(msg: Any) -> None:
-            if self.log is not None:
-                self.log.log_message(topic, msg, time.time_ns())
-            callback(msg)
-
-        self.node.create_subscription(message_class(topic), topic.name, logged, qos(topic))
-
     def _now(self) -> float:
         """The robot-side safety runs on simulated time: when this process stalls, the simulated
         robot stalls with it, and a target that waited in the queue is not stale to the robot."""
         return self.robot.time_s
-
-    def _publish(self, publisher: Any, topic: topics.Topic, msg: Any) -> None:
-        publisher.publish(msg)
-        if self.log is not None:
-            self.log.log_message(topic, msg, time.time_ns())
 
     def next_due(self) -> float:
         """Wall time (monotonic) of the next physics step on the real-time schedule (absolute, no drift)."""
@@ -116,7 +97,7 @@ class SimNode:
             from std_msgs.msg import UInt8
 
             self._published_mode = self.safety.mode
-            self._publish(self.pub_mode, topics.ROBOT_MODE, UInt8(data=int(self.safety.mode)))
+            self.io.publish(self.pub_mode, topics.ROBOT_MODE, UInt8(data=int(self.safety.mode)))
             self.node.get_logger().info(f"robot mode {self.safety.mode.name}"
                                         + (f" ({self.safety.latched})" if self.safety.latched else ""))
 
@@ -135,8 +116,8 @@ class SimNode:
         imu.angular_velocity.x, imu.angular_velocity.y, imu.angular_velocity.z = (float(v) for v in m.imu_gyro)
         imu.linear_acceleration.x, imu.linear_acceleration.y, imu.linear_acceleration.z = (float(v) for v in m.imu_acc)
         # IMU first: the policy node acts on joint states and needs the matching orientation.
-        self._publish(self.pub_imu, topics.IMU, imu)
-        self._publish(self.pub_joints, topics.JOINT_STATES, joints)
+        self.io.publish(self.pub_imu, topics.IMU, imu)
+        self.io.publish(self.pub_joints, topics.JOINT_STATES, joints)
         if self.steps % self._truth_every == 0:
             odom = Odometry()
             odom.header.stamp, odom.header.frame_id, odom.child_frame_id = stamp, "world", "trunk"
@@ -147,7 +128,7 @@ class SimNode:
             t = odom.twist.twist
             t.linear.x, t.linear.y, t.linear.z = (float(v) for v in m.base_lin_vel)
             t.angular.x, t.angular.y, t.angular.z = (float(v) for v in m.base_ang_vel_b)
-            self._publish(self.pub_truth, topics.SIM_BASE_POSE, odom)
+            self.io.publish(self.pub_truth, topics.SIM_BASE_POSE, odom)
 
     def shutdown(self) -> None:
         if self.log is not None:

@@ -27,7 +27,8 @@ from std_msgs.msg import Bool, Float64MultiArray, UInt8
 
 from dhal.deploy import topics
 from dhal.deploy.go1.bridge import Go1Bridge
-from dhal.deploy.go1.bridge_node import BridgeNode, make_executor, spin_until
+from dhal.deploy.go1.bridge_node import BridgeNode, spin_until
+from dhal.deploy.nodes.common import make_executor
 from dhal.deploy.go1.config import BridgeConfig
 from dhal.deploy.go1.fake_robot import FakeGo1, FakeGo1Snapshot
 from dhal.deploy.go1.joint_map import SDK_MOTOR_JOINTS
@@ -153,7 +154,7 @@ def make_stack(request: pytest.FixtureRequest, **overrides: object) -> Stack:
     bridge = Go1Bridge(BridgeConfig(**settings))  # type: ignore[arg-type]
     bridge_node = BridgeNode(bridge, context=context)
     stub = PolicyStub(context)
-    executor = make_executor(bridge.config.executor, context)
+    executor = make_executor(context, bridge.config.executor)
     executor.add_node(bridge_node)
     executor.add_node(stub)
     stop = threading.Event()
