@@ -161,21 +161,27 @@ def compare_with_random(checkpoint: Path, num_envs: int, steps: int, seed: int,
     return judge(trained, random, min_length_ratio, min_return_ratio)
 
 
-def plot_curves(run_dir: Path, out: Path, random: RolloutStats | None = None) -> Path:
-    """The run's TensorBoard curves (one figure), with the random policy's level drawn in."""
+def plot_curves(run: Path, out: Path, random: RolloutStats | None = None,
+                panels: Sequence[tuple[str, Sequence[str]]] = CURVE_PANELS) -> Path:
+    """A run's TensorBoard curves (`run`: a run folder, all its event files, or one event file),
+    one panel per (title, tags), with the random policy's level drawn in where it applies."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from dhal.policies.evaluate import pyplot_agg
 
-    events = sorted(run_dir.glob("events.out.tfevents.*"))
+    events = [run] if run.is_file() else sorted(run.glob("events.out.tfevents.*"))
     if not events:
-        raise FileNotFoundError(f"no TensorBoard events in {run_dir}")
+        raise FileNotFoundError(f"no TensorBoard events in {run}")
+    accumulators = []
+    for path in events:  # each file read once, not once per panel
+        accumulator = EventAccumulator(str(path), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        accumulators.append(accumulator)
     plt = pyplot_agg()
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
-    for ax, (title, tags) in zip(axes.flat, CURVE_PANELS):
-        for path in events:
-            accumulator = EventAccumulator(str(path), size_guidance={"scalars": 0})
-            accumulator.Reload()
+    rows = (len(panels) + 1) // 2
+    fig, axes = plt.subplots(rows, 2, figsize=(12, 4 * rows), squeeze=False)
+    for ax, (title, tags) in zip(axes.flat, panels):
+        for accumulator in accumulators:
             for tag in tags:
                 if tag in accumulator.Tags()["scalars"]:
                     points = accumulator.Scalars(tag)
