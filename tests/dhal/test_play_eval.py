@@ -30,15 +30,6 @@ def dhal(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("runs") / "smoke"
-    code, _, err = dhal("train", "--preset", "smoke", "--no-progress", "--iterations", "1", "--num-envs", "2",
-                        "--run-dir", str(run))
-    assert code == 0, err
-    return run
-
-
 def evaluate(run: Path, out: Path, *extra: str) -> dict:
     code, stdout, err = dhal("eval", str(run), "--episodes", "3", "--num-envs", "2", "--out", str(out), *SHORT, *extra)
     assert code == 0, err

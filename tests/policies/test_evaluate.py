@@ -3,10 +3,7 @@ loading a checkpoint into a deterministic policy, and a tiny real evaluation wit
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -116,19 +113,6 @@ def test_mode_colours_are_distinct():
 
 
 # ---- with a trained checkpoint -----------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory) -> Path:
-    from dhal.cli import main
-
-    run = tmp_path_factory.mktemp("runs") / "smoke"
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["train", "--preset", "smoke", "--no-progress", "--iterations", "1", "--num-envs", "2",
-                     "--run-dir", str(run)])
-    assert code == 0, err.getvalue()
-    return run
-
 
 def test_load_policy_rebuilds_the_trained_learner(smoke_run):
     from dhal.envs.registry import make_env

@@ -26,15 +26,12 @@ def dhal(*args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("runs")
-    made = {}
-    for name, extra in (("dhal", ()), ("single", ("--train-override", "critic.mode='single'"))):
-        code, _, err = dhal("train", "--preset", "smoke", "--no-progress", "--iterations", "1", "--num-envs", "2",
-                            "--run-dir", str(root / name), *extra)
-        assert code == 0, err
-        made[name] = root / name
-    return made
+def runs(smoke_run, tmp_path_factory) -> dict[str, Path]:
+    single = tmp_path_factory.mktemp("runs") / "single"
+    code, _, err = dhal("train", "--preset", "smoke", "--no-progress", "--iterations", "1", "--num-envs", "2",
+                        "--run-dir", str(single), "--train-override", "critic.mode='single'")
+    assert code == 0, err
+    return {"dhal": smoke_run, "single": single}
 
 
 def suite(runs: dict[str, Path], out: Path, *args: str) -> tuple[dict, str]:

@@ -1,0 +1,25 @@
+"""Fixtures shared by the whole suite: one smoke-trained checkpoint for every test that needs a
+real (if untrained) policy, trained once per session."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """A run folder with model_1.pt: `dhal train --preset smoke` for one iteration on 2 envs.
+    Tests read it; a test that must damage it copies it first."""
+    from dhal.cli import main
+
+    run = tmp_path_factory.mktemp("runs") / "smoke"
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = main(["train", "--preset", "smoke", "--no-progress", "--iterations", "1", "--num-envs", "2",
+                     "--run-dir", str(run)])
+    assert code == 0, err.getvalue()
+    return run
