@@ -42,7 +42,8 @@ class SimNode:
         self.robot = SimulatedGo1(cfg.scene, cfg.backend, cfg.keyframe)
         self.safety = BridgeSafety(BridgeConfig().with_overrides(parse_overrides(cfg.bridge)))
         self.names = list(self.safety.names)
-        self._order = np.array([go1.JOINT_NAMES.index(n) for n in self.names])  # sim order -> wire order
+        self._to_wire = np.array([go1.JOINT_NAMES.index(n) for n in self.names])  # sim order -> wire order
+        self._from_wire = np.argsort(self._to_wire)
         self.node = Node(NODE_NAME, context=context)
         self.log = common.open_log(cfg.log_dir, NODE_NAME,
                                    common.session_metadata(NODE_NAME, {**dataclasses.asdict(cfg),
@@ -58,6 +59,7 @@ class SimNode:
         self.io.subscribe(topics.ESTOP, lambda m: self.safety.set_estop(bool(m.data), self._now()))
         self._published_mode: topics.RobotMode | None = None
         self._truth_every = max(1, round(1.0 / (cfg.ground_truth_hz * self.robot.physics_dt)))
+        self._measurement: Measurement = self.robot.measure()
         self.steps = 0
         self.resyncs = 0
         self._start = time.monotonic()
@@ -80,19 +82,18 @@ class SimNode:
 
     def step(self) -> None:
         now = self._now()
-        m = self.robot.measure()
-        wire = lambda v: v[self._order]  # noqa: E731
-        n = len(self.names)
+        m = self._measurement  # what was published after the previous step: nothing moved since
+        to_wire, n = self._to_wire, len(self.names)
         self.safety.update_feedback(JointFeedback(
-            q=wire(m.joint_pos), dq=wire(m.joint_vel), tau_est=wire(m.joint_torque),
+            q=m.joint_pos[to_wire], dq=m.joint_vel[to_wire], tau_est=m.joint_torque[to_wire],
             temperature=np.full(n, SIM_MOTOR_TEMPERATURE_C), motor_mode=np.full(n, MOTOR_MODE_SERVO)), now)
         command = self.safety.command(now)
-        q_target = np.where(command.kp > 0, command.q, wire(m.joint_pos))  # no position term where kp = 0
-        back = np.empty(n, dtype=np.int64)
-        back[self._order] = np.arange(n)
+        q_target = np.where(command.kp > 0, command.q, m.joint_pos[to_wire])  # no position term where kp = 0
+        back = self._from_wire
         self.robot.step(q_target[back], command.kp[back], command.kd[back])
         self.steps += 1
-        self._publish_state(self.robot.measure())
+        self._measurement = self.robot.measure()
+        self._publish_state(self._measurement)
         if self.safety.mode != self._published_mode:
             from std_msgs.msg import UInt8
 
@@ -106,8 +107,8 @@ class SimNode:
         from sensor_msgs.msg import Imu, JointState
 
         stamp = self.node.get_clock().now().to_msg()
-        joints = JointState(name=self.names, position=m.joint_pos[self._order].tolist(),
-                            velocity=m.joint_vel[self._order].tolist(), effort=m.joint_torque[self._order].tolist())
+        joints = JointState(name=self.names, position=m.joint_pos[self._to_wire].tolist(),
+                            velocity=m.joint_vel[self._to_wire].tolist(), effort=m.joint_torque[self._to_wire].tolist())
         joints.header.stamp = stamp
         imu = Imu()
         imu.header.stamp, imu.header.frame_id = stamp, go1.IMU_SITE
