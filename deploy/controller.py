@@ -130,8 +130,9 @@ class PolicyController:
         return self.tick(now_s, policy_step=False) if engaged else None
 
     def on_velocity_command(self, vx: float, vy: float, yaw_rate: float) -> None:
+        """vy is accepted (it is in every Twist) and dropped: the task never commands a sideways speed."""
         c = self.cfg
-        self.command_velocity = np.array([np.clip(vx, -c.max_forward_mps, c.max_forward_mps), 0.0 * vy,
+        self.command_velocity = np.array([np.clip(vx, -c.max_forward_mps, c.max_forward_mps), 0.0,
                                           np.clip(yaw_rate, -c.max_yaw_rate, c.max_yaw_rate)])
 
     def on_joy(self, buttons: Sequence[int], axes: Sequence[float], now_s: float) -> None:

@@ -17,6 +17,7 @@ import numpy.typing as npt
 import torch
 
 from dhal.envs.contract import Contract
+from dhal.envs.math import quat_to_rpy
 from dhal.envs.skateboard import clock, observations
 from dhal.envs.skateboard.config import ClockConfig
 
@@ -39,10 +40,8 @@ class RobotSignals:
         return bool(all(np.isfinite(v).all() for v in (self.joint_pos, self.joint_vel, self.base_quat_wxyz, self.gyro)))
 
     def roll_pitch(self) -> np.ndarray:
-        w, x, y, z = self.base_quat_wxyz
-        roll = np.arctan2(2.0 * (w * x + y * z), 1.0 - 2.0 * (x * x + y * y))
-        pitch = np.arcsin(np.clip(2.0 * (w * y - z * x), -1.0, 1.0))
-        return np.array([roll, pitch])
+        """Trunk roll and pitch, by the same function the env's base_rp term uses."""
+        return quat_to_rpy(torch.from_numpy(np.asarray(self.base_quat_wxyz, dtype=np.float64)))[:2].numpy()
 
 
 class JointMapping:

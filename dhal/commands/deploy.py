@@ -12,6 +12,7 @@ import tyro
 
 from dhal.commands.errors import CommandError
 from dhal.deploy.nodes.configs import PolicyNodeConfig, SimNodeConfig
+from dhal.deploy.topics import Topic
 
 
 def run_policy_node(cfg: PolicyNodeConfig) -> str:
@@ -81,15 +82,13 @@ def run_cmd_vel(cfg: CmdVelConfig) -> str:
     return f"sent vx {cfg.vx} m/s, yaw rate {cfg.yaw_rate} rad/s to {count} subscriber(s)"
 
 
-def _publish_once(topic: object, message: object, domain_id: int | None, wait_s: float) -> int:
+def _publish_once(topic: Topic, message: object, domain_id: int | None, wait_s: float) -> int:
     """Publish one message once a subscriber is matched (or `wait_s` passed); the subscriber count."""
     from rclpy.node import Node
 
     from dhal.deploy.nodes import common
     from dhal.deploy.ros import qos
-    from dhal.deploy.topics import Topic
 
-    assert isinstance(topic, Topic)
     context = common.init_context(domain_id)
     try:
         node = Node("dhal_request", context=context)
