@@ -23,7 +23,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from tyro.extras import SubcommandApp
 
@@ -63,45 +64,38 @@ def build_app() -> SubcommandApp:
     return app
 
 
+def _bench_env(config: bench_env.BenchEnvConfig) -> str:
+    table = bench_env.format_table(bench_env.run(config))
+    return table if config.json is None else f"{table}\nresults: {config.json}"
+
+
+# Each command's config type -> what runs it and returns the text to print.
+HANDLERS: dict[type, Callable[[Any], str]] = {
+    sim.SimConfig: lambda c: sim.report(sim.run(c)),
+    train.TrainCommandConfig: lambda c: train.report(train.run(c)),
+    play.PlayConfig: lambda c: play.report(play.run(c)),
+    eval_command.EvalConfig: lambda c: eval_command.report(eval_command.run(c)),
+    export.ExportConfig: export.run_export,
+    replay.ReplayConfig: replay.run,
+    bench_env.BenchEnvConfig: _bench_env,
+    bench_update.BenchUpdateConfig: bench_update.run,
+    BenchModesConfig: lambda c: run_modes_benchmark(c).summary(),
+    export.BenchExportConfig: export.run_bench_export,
+    bench_deploy.BenchDeployConfig: bench_deploy.run,
+    bench_learning.BenchLearningConfig: bench_learning.run,
+    SimNodeConfig: deploy.run_sim_node,
+    PolicyNodeConfig: deploy.run_policy_node,
+    deploy.RequestConfig: deploy.run_request,
+    deploy.CmdVelConfig: deploy.run_cmd_vel,
+    deploy.LogInfoConfig: deploy.run_log_info,
+}
+
+
 def dispatch(config: object) -> None:
-    if isinstance(config, sim.SimConfig):
-        print(sim.report(sim.run(config)))
-    elif isinstance(config, bench_env.BenchEnvConfig):
-        print(bench_env.format_table(bench_env.run(config)))
-        if config.json is not None:
-            print(f"results: {config.json}")
-    elif isinstance(config, BenchModesConfig):
-        print(run_modes_benchmark(config).summary())
-    elif isinstance(config, bench_update.BenchUpdateConfig):
-        print(bench_update.run(config))
-    elif isinstance(config, train.TrainCommandConfig):
-        print(train.report(train.run(config)))
-    elif isinstance(config, play.PlayConfig):
-        print(play.report(play.run(config)))
-    elif isinstance(config, eval_command.EvalConfig):
-        print(eval_command.report(eval_command.run(config)))
-    elif isinstance(config, PolicyNodeConfig):
-        print(deploy.run_policy_node(config))
-    elif isinstance(config, SimNodeConfig):
-        print(deploy.run_sim_node(config))
-    elif isinstance(config, deploy.RequestConfig):
-        print(deploy.run_request(config))
-    elif isinstance(config, deploy.CmdVelConfig):
-        print(deploy.run_cmd_vel(config))
-    elif isinstance(config, deploy.LogInfoConfig):
-        print(deploy.run_log_info(config))
-    elif isinstance(config, replay.ReplayConfig):
-        print(replay.run(config))
-    elif isinstance(config, export.ExportConfig):
-        print(export.run_export(config))
-    elif isinstance(config, bench_learning.BenchLearningConfig):
-        print(bench_learning.run(config))
-    elif isinstance(config, bench_deploy.BenchDeployConfig):
-        print(bench_deploy.run(config))
-    elif isinstance(config, export.BenchExportConfig):
-        print(export.run_bench_export(config))
-    else:
+    handler = HANDLERS.get(type(config))
+    if handler is None:
         raise TypeError(f"no command for {type(config).__name__}")
+    print(handler(config))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
