@@ -3,8 +3,6 @@ real (if untrained) policy, trained once per session."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import pytest
@@ -14,12 +12,10 @@ import pytest
 def smoke_run(tmp_path_factory) -> Path:
     """A run folder with model_1.pt: `dhal train --preset smoke` for one iteration on 2 envs.
     Tests read it; a test that must damage it copies it first."""
-    from dhal.cli import main
+    from tests.cli import run_dhal
 
     run = tmp_path_factory.mktemp("runs") / "smoke"
-    err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        code = main(["train", "--preset", "smoke", "--no-progress", "--iterations", "1", "--num-envs", "2",
-                     "--run-dir", str(run)])
-    assert code == 0, err.getvalue()
+    result = run_dhal("train", "--preset", "smoke", "--no-progress", "--iterations", "1", "--num-envs", "2",
+                      "--run-dir", str(run))
+    assert result.code == 0, result.err
     return run

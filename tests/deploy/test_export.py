@@ -15,6 +15,7 @@ from dhal.deploy.runtime import OnnxPolicy, PolicyFileError
 from dhal.envs.registry import make_config
 from dhal.envs.skateboard.task import task_contract
 from dhal.policies.inference import load_checkpoint_policy
+from tests.cli import run_dhal
 
 
 def test_the_file_carries_the_training_contract(exported_policy, smoke_run):
@@ -89,15 +90,9 @@ def test_export_refuses_a_corrupt_checkpoint(tmp_path):
 
 
 def test_dhal_export_command(smoke_run, tmp_path):
-    import contextlib
-    import io
-
-    from dhal.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        assert main(["export", str(smoke_run), "--out", str(tmp_path / "p.onnx")]) == 0
-        assert main(["export", str(tmp_path / "nowhere"), "--out", str(tmp_path / "q.onnx")]) == 2
-    assert "history [B, 960]" in out.getvalue() and "max |error|" in out.getvalue()
+    written = run_dhal("export", str(smoke_run), "--out", str(tmp_path / "p.onnx"))
+    assert written.code == 0, written.err
+    assert "history [B, 960]" in written.out and "max |error|" in written.out
     assert OnnxPolicy(tmp_path / "p.onnx").contract.history_length == 20
-    assert "dhal: error:" in err.getvalue() and not (tmp_path / "q.onnx").exists()
+    missing = run_dhal("export", str(tmp_path / "nowhere"), "--out", str(tmp_path / "q.onnx"))
+    assert missing.code == 2 and "dhal: error:" in missing.err and not (tmp_path / "q.onnx").exists()

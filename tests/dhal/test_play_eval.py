@@ -3,8 +3,6 @@ a tiny real video, and the error (exit code 2) for a corrupt checkpoint."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 import subprocess
@@ -15,23 +13,17 @@ import numpy as np
 import pytest
 import torch
 
-from dhal.cli import main
+from tests.cli import SHORT_EPISODES, run_dhal
 
 torch.set_num_threads(1)
 
 DHAL = Path(sys.executable).with_name("dhal")
-SHORT = ("--override", "sim.episode_length_s=0.3", "--no-progress")  # 15 control steps per episode
 
-
-def dhal(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 def evaluate(run: Path, out: Path, *extra: str) -> dict:
-    code, stdout, err = dhal("eval", str(run), "--episodes", "3", "--num-envs", "2", "--out", str(out), *SHORT, *extra)
+    code, stdout, err = run_dhal("eval", str(run), "--episodes", "3", "--num-envs", "2", "--out", str(out),
+                                 *SHORT_EPISODES, *extra)
     assert code == 0, err
     assert "success rate:" in stdout and "mode/contact NMI" in stdout
     return json.loads((out / "eval.json").read_text())
@@ -79,8 +71,8 @@ def test_eval_with_a_fixed_command(smoke_run, tmp_path):
 
 def test_play_without_video_writes_the_plot_and_data(smoke_run, tmp_path):
     out = tmp_path / "play"
-    code, stdout, err = dhal("play", str(smoke_run), "--seconds", "0.5", "--no-video", "--out", str(out),
-                             "--command-vx", "0.8", "--command-yaw", "0.2", *SHORT)
+    code, stdout, err = run_dhal("play", str(smoke_run), "--seconds", "0.5", "--no-video", "--out", str(out),
+                             "--command-vx", "0.8", "--command-yaw", "0.2", *SHORT_EPISODES)
     assert code == 0, err
     assert "mode occupancy" in stdout and not (out / "play.mp4").exists()
     assert (out / "play.png").stat().st_size > 0
@@ -95,8 +87,8 @@ def test_play_renders_a_mode_coloured_video(smoke_run, tmp_path):
     import imageio.v2 as imageio
 
     out = tmp_path / "video"
-    code, _, err = dhal("play", str(smoke_run / "model_1.pt"), "--seconds", "0.2", "--width", "64", "--height", "48",
-                        "--out", str(out), *SHORT)
+    code, _, err = run_dhal("play", str(smoke_run / "model_1.pt"), "--seconds", "0.2", "--width", "64",
+                            "--height", "48", "--out", str(out), *SHORT_EPISODES)
     if code == 2 and "rendering failed" in err and "HeadlessGLUnavailable" in err:
         pytest.skip(f"no OpenGL platform for headless rendering here: {err.strip()}")
     assert code == 0, err
@@ -118,7 +110,7 @@ def test_a_corrupt_checkpoint_exits_with_2_and_a_clear_message(smoke_run, tmp_pa
     data = (run / "model_1.pt").read_bytes()
     (run / "model_5.pt").write_bytes(data[: len(data) // 2])  # the newest: picked for the run folder
     extra = ("--no-video",) if command == "play" else ("--episodes", "1")
-    code, _, err = dhal(command, str(run), "--out", str(tmp_path / "out"), *extra, *SHORT)
+    code, _, err = run_dhal(command, str(run), "--out", str(tmp_path / "out"), *extra, *SHORT_EPISODES)
     assert code == 2
     assert "model_5.pt is not a readable torch checkpoint" in err and "Traceback" not in err
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import pytest
 import torch
 
-from dhal.cli import main
 from dhal.envs.registry import make_env
 from dhal.policies.learning_check import RolloutStats, judge, random_actions, rollout_stats
+from tests.cli import run_dhal
 
 torch.set_num_threads(1)
 
@@ -48,12 +46,10 @@ def test_episodes_still_running_count_at_their_length():
 
 def test_one_smoke_iteration_fails_the_check(tmp_path):
     run = tmp_path / "run"
-    err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        code = main(["bench", "learning", "--preset", "smoke", "--iterations", "1", "--num-envs", "2",
-                     "--run-dir", str(run), "--eval-envs", "4", "--eval-steps", "30", "--no-progress",
-                     "--min-length-ratio", "100"])
-    assert code == 2 and "learning check FAILED" in err.getvalue()
+    result = run_dhal("bench", "learning", "--preset", "smoke", "--iterations", "1", "--num-envs", "2",
+                      "--run-dir", str(run), "--eval-envs", "4", "--eval-steps", "30", "--no-progress",
+                      "--min-length-ratio", "100")
+    assert result.code == 2 and "learning check FAILED" in result.err
     report = json.loads((run / "learning_check.json").read_text())
     assert report["passed"] is False and report["criteria"][0]["passed"] is False
     assert (run / "learning_check.png").stat().st_size > 0

@@ -3,8 +3,6 @@ resume, and the errors for corrupt or mismatched checkpoints; inference policy a
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 import subprocess
@@ -14,19 +12,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from dhal.cli import main
 from dhal.policies.training import CheckpointError, export_onnx, read_checkpoint
+from tests.cli import CliResult, run_dhal
 
 torch.set_num_threads(1)
 
 DHAL = Path(sys.executable).with_name("dhal")
 
 
-def train(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["train", "--preset", "smoke", "--no-progress", *args])
-    return code, out.getvalue(), err.getvalue()
+def train(*args: str) -> CliResult:
+    return run_dhal("train", "--preset", "smoke", "--no-progress", *args)
 
 
 def scalar_tags(run_dir: Path) -> set[str]:

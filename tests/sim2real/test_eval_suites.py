@@ -3,40 +3,31 @@ JSON, plots, the paper's numbers beside ours, seeded reproducibility, errors."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from dhal.cli import main
+from tests.cli import SHORT_EPISODES, run_dhal
 
 torch.set_num_threads(1)
 
-SHORT = ("--override", "sim.episode_length_s=0.3", "--no-progress")  # 15 control steps per episode
 
-
-def dhal(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
 def runs(smoke_run, tmp_path_factory) -> dict[str, Path]:
     single = tmp_path_factory.mktemp("runs") / "single"
-    code, _, err = dhal("train", "--preset", "smoke", "--no-progress", "--iterations", "1", "--num-envs", "2",
+    code, _, err = run_dhal("train", "--preset", "smoke", "--no-progress", "--iterations", "1", "--num-envs", "2",
                         "--run-dir", str(single), "--train-override", "critic.mode='single'")
     assert code == 0, err
     return {"dhal": smoke_run, "single": single}
 
 
 def suite(runs: dict[str, Path], out: Path, *args: str) -> tuple[dict, str]:
-    code, stdout, err = dhal("eval", str(runs["dhal"]), "--out", str(out), "--episodes", "2", "--num-envs", "2",
-                             *SHORT, *args)
+    code, stdout, err = run_dhal("eval", str(runs["dhal"]), "--out", str(out), "--episodes", "2", "--num-envs", "2",
+                             *SHORT_EPISODES, *args)
     assert code == 0, err
     name = args[args.index("--suite") + 1]
     return json.loads((out / f"{name}.json").read_text()), stdout
@@ -96,5 +87,5 @@ def test_command_sweep_writes_a_grid_per_method(runs, tmp_path):
     (("--suite", "command-sweep", "--command-vx", "1.0"), "sets the commands itself"),
 ])
 def test_bad_suite_arguments_exit_with_2_and_say_why(runs, tmp_path, args, message):
-    code, _, err = dhal("eval", str(runs["dhal"]), "--out", str(tmp_path), *SHORT, *args)
+    code, _, err = run_dhal("eval", str(runs["dhal"]), "--out", str(tmp_path), *SHORT_EPISODES, *args)
     assert code == 2 and message in err and "Traceback" not in err
