@@ -20,7 +20,7 @@ import tyro
 
 from dhal.commands.env_options import open_env, parse_overrides
 from dhal.commands.errors import CommandError
-from dhal.commands.video_options import VideoOptions
+from dhal.commands.video import VideoOptions, open_video, rendering_error
 
 if TYPE_CHECKING:
     from dhal.policies.inference import LoadedPolicy
@@ -119,13 +119,11 @@ def run(cfg: PlayConfig) -> PlayOutputs:
     import numpy as np
     import torch
 
-    from dhal.commands.sim import _open_video
     from dhal.policies.play import ModeRenderer, play, plot_play
 
     if cfg.seconds <= 0 or cfg.num_envs < 1:
         raise CommandError("--seconds must be > 0 and --num-envs >= 1")
-    if cfg.video and (cfg.width < 16 or cfg.height < 16):
-        raise CommandError("--width and --height must be at least 16 pixels")
+    cfg.check_size()
     loaded, env = open_checkpoint(cfg, cfg.num_envs)
     try:
         cfg.out.mkdir(parents=True, exist_ok=True)
@@ -135,7 +133,7 @@ def run(cfg: PlayConfig) -> PlayOutputs:
         if video is not None:
             renderer = ModeRenderer(env, loaded.num_modes, cfg.width, cfg.height)
             _check_render(renderer)
-            writer = _open_video(video, fps=1.0 / env.step_dt)
+            writer = open_video(video, fps=1.0 / env.step_dt)
         try:
             with torch.inference_mode():
                 result = play(env, loaded.policy, loaded.actor, steps, writer, renderer, cfg.progress)
@@ -160,11 +158,8 @@ def run(cfg: PlayConfig) -> PlayOutputs:
 def _check_render(renderer: Any) -> None:
     try:
         renderer.frame(0, "")
-    except Exception as error:  # GL errors differ by platform; all mean the same to the user
-        raise CommandError(
-            f"rendering failed ({type(error).__name__}: {error}). Headless machines need "
-            "MUJOCO_GL=egl (or osmesa) and the system packages `make demo` installs; or run with --no-video."
-        ) from error
+    except Exception as error:
+        raise rendering_error(error) from error
 
 
 def report(outputs: PlayOutputs) -> str:

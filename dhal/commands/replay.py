@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import tyro
 
 from dhal.commands.errors import CommandError
-from dhal.commands.video_options import VideoOptions
+from dhal.commands.video import VideoOptions
 
 if TYPE_CHECKING:
     from dhal.deploy.go1.config import BridgeConfig
@@ -112,8 +112,7 @@ class ReplayReport:
 
 
 def _validate(cfg: ReplayConfig) -> None:
-    if cfg.video and (cfg.width < 16 or cfg.height < 16):
-        raise CommandError("--width and --height must be at least 16 pixels")
+    cfg.check_size()
     if not cfg.fps > 0:
         raise CommandError(f"--fps must be positive, got {cfg.fps}")
     for name in ("video_seconds", "sim_seconds"):

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from dhal.commands.env_options import EnvOptions, open_env
 from dhal.commands.errors import CommandError
-from dhal.commands.video_options import VideoOptions
+from dhal.commands.video import VideoOptions, open_video, rendering_error
 from dhal.commands.policies import PolicyName, make_policy
 from dhal.commands.rollout_record import RolloutRecorder, plot_rollout, save_arrays
 from dhal.envs.api import BatchedEnv
@@ -48,6 +48,7 @@ def run(cfg: SimConfig, env: BatchedEnv | None = None) -> SimOutputs:
     """Run `cfg`; `env` replaces the one `cfg` describes (tests pass a fake)."""
     if cfg.num_envs < 1 or cfg.seconds <= 0:
         raise CommandError("--num-envs must be >= 1 and --seconds > 0")
+    cfg.check_size()
     env = env if env is not None else open_env(cfg, cfg.num_envs)
     try:
         return _roll_out(cfg, env)
@@ -61,7 +62,7 @@ def _roll_out(cfg: SimConfig, env: BatchedEnv) -> SimOutputs:
     policy = make_policy(cfg.policy, env, seed=cfg.seed)
     recorder = RolloutRecorder(env.step_dt, env.reward_group_names)
     video_path = cfg.out / VIDEO_NAME if cfg.video else None
-    writer = _open_video(video_path, fps=1.0 / env.step_dt) if video_path else None
+    writer = open_video(video_path, fps=1.0 / env.step_dt) if video_path else None
     env.reset()
     try:
         with torch.inference_mode():
@@ -82,22 +83,11 @@ def _roll_out(cfg: SimConfig, env: BatchedEnv) -> SimOutputs:
     return SimOutputs(plot=plot_path, data=data_path, video=video_path, steps=steps)
 
 
-def _open_video(path: Path, fps: float) -> Any:
-    import imageio.v2 as imageio
-
-    # macro_block_size=8 keeps sizes such as 640x480 untouched and small test sizes encodable.
-    return imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=8)
-
-
 def _render(env: BatchedEnv, width: int, height: int) -> np.ndarray:
     try:
         return env.render(0, width, height)
-    except Exception as error:  # GL errors differ by platform; all mean the same to the user
-        raise CommandError(
-            f"rendering failed ({type(error).__name__}: {error}). Headless machines need "
-            "MUJOCO_GL=egl (or osmesa) and the system packages `make demo` installs; "
-            "or run with --no-video."
-        ) from error
+    except Exception as error:
+        raise rendering_error(error) from error
 
 
 def report(outputs: SimOutputs) -> str:

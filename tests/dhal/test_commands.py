@@ -85,6 +85,16 @@ def test_sim_without_video_and_with_a_render_failure(make_counter_env, tmp_path)
         sim.run(sim.SimConfig(seconds=0.1, out=tmp_path / "broken"), env=env)
 
 
+
+def test_sim_refuses_a_video_too_small_to_encode_before_running(make_counter_env, tmp_path):
+    env = make_counter_env(num_actions=GO1_ACTIONS)
+    with pytest.raises(CommandError, match="at least 16 pixels, got 8x480"):
+        sim.run(sim.SimConfig(seconds=0.1, out=tmp_path / "tiny", width=8), env=env)
+    assert not (tmp_path / "tiny").exists()
+    # without a video the size does not matter
+    assert sim.run(sim.SimConfig(seconds=0.1, out=tmp_path, width=8, video=False),
+                   env=make_counter_env(num_actions=GO1_ACTIONS)).video is None
+
 def test_env_throughput_counts_steps_of_all_envs(make_counter_env):
     env = make_counter_env(num_envs=8)
     rate = bench_env.measure_env_throughput(env, seconds=0.05, warmup_steps=3).env_steps_per_s
