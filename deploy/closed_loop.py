@@ -31,7 +31,7 @@ from dhal.deploy.go1.packets import MOTOR_MODE_SERVO
 from dhal.deploy.go1.safety import BridgeSafety, JointFeedback
 from dhal.deploy.mcap_log import McapLogger
 from dhal.deploy.runtime import OnnxPolicy
-from dhal.deploy.safety import FsmState
+from dhal.deploy.safety_types import FsmState
 from dhal.deploy.safety_config import SafetyConfig
 from dhal.deploy.sim_robot import Measurement, SimulatedGo1
 from dhal.envs.robots import go1

@@ -26,7 +26,8 @@ from dhal.deploy.log_schema import PolicyStepRecord
 from dhal.deploy.observation import JointMapping, MessageError, ObservationBuilder, RobotSignals, signals_from_messages
 from dhal.deploy.operator import JoyInterpreter, JoyMap
 from dhal.deploy.runtime import OnnxPolicy, PolicyOutput
-from dhal.deploy.safety import Command, Fault, FsmState, Request, RobotSensors, SafetyMachine
+from dhal.deploy.safety import SafetyMachine
+from dhal.deploy.safety_types import Command, Fault, FsmState, Request, RobotSensors
 from dhal.deploy.safety_config import SafetyConfig
 from dhal.deploy.topics import RobotMode
 

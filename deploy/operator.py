@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dhal.deploy.go1.remote import REMOTE_AXES, REMOTE_BUTTONS
-from dhal.deploy.safety import Request
+from dhal.deploy.safety_types import Request
 
 
 def parse_request(text: str) -> Request:

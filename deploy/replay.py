@@ -21,7 +21,7 @@ from dhal.deploy.log_read import LoggedRun, LoggedSteps, TopicMessages, read_log
 from dhal.deploy.log_schema import POLICY_STEP_TOPIC, McapLogError
 from dhal.deploy.observation import JointMapping, MessageError
 from dhal.deploy.runtime import OnnxPolicy, PolicyFileError
-from dhal.deploy.safety import FsmState
+from dhal.deploy.safety_types import FsmState
 from dhal.envs.contract import Contract
 
 POLICY_ATTACHMENT = "policy.onnx"

@@ -16,7 +16,7 @@ import numpy.typing as npt
 from dhal.deploy import topics
 from dhal.deploy.observation import JointMapping, MessageError, ObservationBuilder, signals_from_messages
 from dhal.deploy.replay import JointStates, ReplayLog, Skipped
-from dhal.deploy.safety import FsmState
+from dhal.deploy.safety_types import FsmState
 
 # A step's stamp went through float seconds (PolicyStepRecord.stamp_ns = int(stamp_s * 1e9)), which
 # at epoch times resolves ~0.24 us; a JointState within this of it is the one the step used.

@@ -15,7 +15,7 @@ import numpy.typing as npt
 from dhal.deploy import topics
 from dhal.deploy.replay import ReplayLog
 from dhal.deploy.replay_sim import OpenLoopSeries
-from dhal.deploy.safety import FsmState
+from dhal.deploy.safety_types import FsmState
 from dhal.deploy.topics import RobotMode
 from dhal.envs.robots import go1
 from dhal.policies.evaluate import mode_colours, pyplot_agg

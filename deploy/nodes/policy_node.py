@@ -20,7 +20,7 @@ from dhal.deploy.nodes import common
 from dhal.deploy.nodes.configs import PolicyNodeConfig
 from dhal.deploy.operator import parse_request
 from dhal.deploy.runtime import OnnxPolicy
-from dhal.deploy.safety import Fault, FsmState
+from dhal.deploy.safety_types import Fault, FsmState
 from dhal.deploy.safety_config import SafetyConfig
 
 NODE_NAME = "dhal_policy"

@@ -55,7 +55,7 @@ def _stats(values: np.ndarray) -> dict[str, float]:
 
 def measure(policy_log: Path, sim_log: Path) -> dict[str, Any]:
     from dhal.deploy.log_read import read_log
-    from dhal.deploy.safety import FsmState
+    from dhal.deploy.safety_types import FsmState
     from dhal.deploy.topics import JOINT_STATES, JOINT_TARGETS
 
     policy, sim = read_log(policy_log), read_log(sim_log)

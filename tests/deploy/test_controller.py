@@ -16,7 +16,7 @@ from dhal.deploy.go1.config import BridgeConfig
 from dhal.deploy.go1.packets import MOTOR_MODE_SERVO
 from dhal.deploy.go1.safety import BridgeSafety, JointFeedback
 from dhal.deploy.runtime import OnnxPolicy, PolicyOutput
-from dhal.deploy.safety import Fault, FsmState
+from dhal.deploy.safety_types import Fault, FsmState
 from dhal.deploy.safety_config import SafetyConfig
 from dhal.deploy.sim_robot import SimulatedGo1
 from dhal.deploy.topics import RobotMode

@@ -21,7 +21,7 @@ rclpy = pytest.importorskip("rclpy")
 from dhal.deploy import topics  # noqa: E402
 from dhal.deploy.log_read import read_log  # noqa: E402
 from dhal.deploy.ros import qos  # noqa: E402
-from dhal.deploy.safety import FsmState  # noqa: E402
+from dhal.deploy.safety_types import FsmState  # noqa: E402
 from dhal.deploy.topics import RobotMode  # noqa: E402
 
 DOMAIN = random.Random(os.getpid()).randint(110, 160)

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from dhal.deploy.clamps import Clamp, clamp_policy_targets, predicted_torque, torque_window
-from dhal.deploy.safety import Command, Fault, FsmState, Request, RobotSensors, SafetyMachine
+from dhal.deploy.safety import SafetyMachine
+from dhal.deploy.safety_types import Command, Fault, FsmState, Request, RobotSensors
 from dhal.deploy.safety_config import SafetyConfig
 from dhal.deploy.topics import RobotMode
 from dhal.envs.robots import go1
