@@ -17,6 +17,7 @@ subpackages are symlinks inside the repo) imports from the checkout.
 
     python scripts/gpu/bench_gpu.py                                   # cuda, N = 1024 4096 8192
     python scripts/gpu/bench_gpu.py --device cpu --sizes 4 --seconds 2   # CPU Warp smoke test
+    python scripts/gpu/bench_gpu.py --sizes 4096 --profile-steps 20     # + where an env step spends its time
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--njmax", type=int, default=None)
     p.add_argument("--nconmax", type=int, default=None)
     p.add_argument("--json", type=Path, default=None, help="default: $OUT/gpu_bench.json, else ./gpu_bench.json")
+    p.add_argument("--profile-steps", type=int, default=0,
+                   help="after the table, profile this many env steps at the largest size (torch.profiler, "
+                        "CPU + CUDA) and write the top operators and host syncs to gpu_profile.txt; 0 skips")
     return p.parse_args(argv)
 
 
@@ -219,6 +223,47 @@ def measure_env(task: str, n: int, device: str, seconds: float, warmup: int) -> 
         del env
 
 
+def profile_env(task: str, n: int, device: str, steps: int, path: Path) -> dict:
+    """Where an env step's time goes: operators by self device time and by host time, and the
+    host synchronisations (each one stalls the launch queue). For the env/raw gap on the GPU."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from dhal.envs.registry import make_env
+
+    env = make_env(task=task, num_envs=n, backend="mujoco_warp", device=device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+    try:
+        actions = torch.zeros((n, env.num_actions), device=env.device)
+        with torch.inference_mode():
+            for _ in range(5):
+                env.step(actions)
+            sync(device)
+            with profile(activities=activities) as prof:
+                for _ in range(steps):
+                    env.step(actions)
+                sync(device)
+    finally:
+        env.close()
+    events = prof.key_averages()
+    sort_device = "self_cuda_time_total" if device.startswith("cuda") else "self_cpu_time_total"
+    sync_names = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaMemcpy", "cudaMemcpyAsync",
+                  "aten::item", "aten::_local_scalar_dense", "aten::nonzero")
+    syncs = {e.key: e.count / steps for e in events if e.key in sync_names}
+    launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel")) / steps
+    # operators called from Python (not from inside another operator): the task layer's op count
+    top_ops = sum(1 for e in prof.events() if e.name.startswith("aten::")
+                  and (e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::"))) / steps
+    with path.open("w") as f:
+        f.write(f"{steps} env steps, N={n}, {device}\n")
+        f.write(f"per step: {top_ops:.0f} aten operators called from Python, {launches:.0f} kernel launches; "
+                f"possible host syncs {syncs}\n\n")
+        f.write(events.table(sort_by=sort_device, row_limit=40) + "\n\n")
+        f.write(events.table(sort_by="cpu_time_total", row_limit=40) + "\n")
+    return {"profile_steps": steps, "num_envs": n, "kernel_launches_per_step": launches,
+            "host_syncs_per_step": syncs, "aten_ops_per_step": top_ops, "profile_path": str(path)}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = args.device
@@ -310,6 +355,19 @@ def main(argv: list[str] | None = None) -> int:
                 torch.cuda.empty_cache()
                 row["max_gpu_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
         write()
+
+    if args.profile_steps > 0:
+        n = max(args.sizes)
+        log(f"N={n}: profiling {args.profile_steps} env steps ...")
+        try:
+            payload["profile"] = profile_env(args.task, n, device, args.profile_steps,
+                                             json_path.with_name("gpu_profile.txt"))
+            log(f"profile: {payload['profile']['kernel_launches_per_step']:.0f} kernel launches per step, "
+                f"syncs {payload['profile']['host_syncs_per_step']}")
+        except Exception as err:  # noqa: BLE001 - the table above is still worth bringing back
+            payload["profile"] = {"error": f"{type(err).__name__}: {err}"}
+            log(f"profile FAILED: {payload['profile']['error']}")
+            traceback.print_exc()
 
     payload["total_s"] = time.perf_counter() - T0
     write()
