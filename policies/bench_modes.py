@@ -1,85 +1,25 @@
-"""Mode identification with ground truth: `HybridModes` on a switching linear dynamical system.
+"""`dhal bench modes`: mode identification with ground truth.
 
-The system (a small hybrid automaton, seeded):
-
-* state x = [s, y]: a guard variable s and y in R^(state_dim-1); input u ~ N(0, I) in R^input_dim;
-* three modes with distinct stable affine dynamics  s' = s + v_k,  y' = A_k y + B_k u + c_k,  plus
-  Gaussian process noise; A_k = rho_k * (random orthogonal) with rho = (0.5, 0.3, 0.7), and each mode
-  has its own equilibrium y*_k = (I - A_k)^-1 c_k of norm `equilibrium_norm`;
-* switching on x_t (before the transition that x_t starts), a cycle like glide -> push -> air:
-  mode 0 (s rises by rise_speed) -> mode 1 when s >= guard;  mode 1 (s falls by fall_speed) -> mode 2
-  when s <= 0;  mode 2 (s falls) -> mode 0 when s <= -guard;  plus a Markov jump 0 -> 1 with
-  probability `jump_prob` per step (an early push);
-* frames are [x_t, u_t]; a history is the last `history_length` frames, oldest first, ending at t;
-  the targets are x_{t+1} and a mode-free "contact" signal 1[y_{t+1, j} > 0] for j < contact_dim.
-
-The mode of transition t is identifiable from the history: the slope of s over the last frames
-gives the previous mode and x_t shows whether a guard fires; only the Markov-jump steps are not
-(`oracle_accuracy` is the identifiable fraction).
-
-`run_modes_benchmark` trains K=num_modes and K=1 with the same class and loss (Adam, DHAL's grad
-clip 1.0) and reports, on held-out sequences:
+`HybridModes` (the classifier and K beta-VAEs of `dhal.policies.modes`) learns, without labels, the
+seeded switching linear system of `dhal.policies.slds`. `run_modes_benchmark` trains K=num_modes and
+K=1 with the same class, loss, optimiser (Adam, DHAL's grad clip 1.0), steps and data, and reports
+on held-out sequences:
 
 * `accuracy`: argmax(mode_logits) vs the true mode after the best relabelling (goal >= 0.95);
 * `error_ratio`: next-state error (sum of squares over dims, mean over samples) of K=1 over
   K=num_modes on the deterministic path: mu of the argmax mode, decoded by that mode (goal >= 2;
-  DHAL reports about 2.8 on robot data).
+  DHAL reports about 2.8 on robot data);
+* diagnostics: the noise floor (process_noise^2 * state_dim, the true model's expected error) and
+  the ratio without it, the accuracy on switch steps (the first transition of a new mode) and each
+  model's error at the switch step, one step from it, and elsewhere; with `eval_every`, held-out
+  accuracy and error during training.
 
-Also reported, as diagnostics (the headline stays the plain ratio): `noise_floor` (the true model's
-expected error, process_noise^2 * state_dim = 0.0024) and the `reducible_error_ratio` without it;
-`switch_step_accuracy` on the switch steps (the first transition of a new mode, about 5.5% of
-samples) and each model's mean error at the switch step, one step from it, and elsewhere.
+Loss settings of the default run (all are options): the paper's KL weight beta = 1e-2 per sample
+for every K (`kl_mean_over_modes=False`: DHAL's code convention, 0.9 averaged over batch*K, would
+give K=1 an effective 0.9 and K=3 0.3), and `load_balance_weight=1.0` (beyond the paper: without it
+DHAL's winner-take-all assignment sometimes merges two true modes into one expert).
 
-Why the error ratio stays near 1.4 (measured; the goal of 2 is not met, see BENCHMARKS.md):
-* Noise is not the limit: the floor is 0.0024, about 1% of either model's error, so the reducible
-  ratio equals the plain one to two decimals. Per-mode least squares on [x_t, u_t, 1] with the true
-  modes reaches the floor; one global linear model gets 1.3, so the system is strongly switching.
-* The switch steps: K=num_modes labels most switch steps with the previous mode (accuracy 0.27
-  there at the default run, so about 90% of its 4.5% mode errors sit on switch steps). At the
-  switch step x_t still sits near the old mode's equilibrium, a region the new mode's expert never
-  trains on, so under winner-take-all the old expert keeps winning those samples and the classifier
-  never learns the guard threshold (the "posterior" assignment below does learn it, yet the error
-  there rises, so the classifier is not the limit). K=1 fails there equally (error about 3 for both), and the steps
-  at or next to a switch (16% of samples) carry about 70% of K=num_modes's error, which pulls the
-  ratio towards 1. Away from switches the ratio is about 2.0.
-* The default run is fit-limited: both errors are still falling at 3000 steps (0.93 -> 0.39 for
-  K=3, 1.08 -> 0.55 for K=1) and the ratio rises with training (0.86 at 500 steps, 1.40 at 3000).
-  The K=3 step costs about three times the K=1 step, so the 5-minute budget buys no more steps.
-* The ratio is a property of optimisation, not of capacity: the mode is identifiable from the
-  history by construction, so one VAE can represent the switching dynamics too. Variants that help
-  K=1 as much as K=3 lower the ratio (seed 0, default size otherwise; K=1 / K=3 error = ratio):
-  KL weight 1e-3: 0.434 / 0.374 = 1.16; no noise, KL 1e-3, lr 2e-3: 0.286 / 0.331 = 0.86;
-  lr 3e-3: 0.522 / 0.403 = 1.29; modes that dwell twice as long (rise 0.05, fall 0.025):
-  0.420 / 0.424 = 0.99 (K=1 then sees each equilibrium long enough to fit all three). Shared
-  equilibria with larger input gain (equilibrium_norm 0.5 or 0, input_gain 1.0) break the mode
-  discovery instead (accuracy 0.67). Batch 128 for 6000 steps (twice the time) brings K=3 only to 0.351.
-* At the test's size (600 steps) the ratio is 0.89-1.18 over seeds 0-5, so the test asserts no
-  K=3-beats-K=1 margin; it asserts that the switch steps dominate K=3's error instead.
-
-The assignment of samples to experts (`assignment`, ModesConfig.assignment; measured at the default
-size, seeds 0/1/2; K=1 is the same run under every assignment: error 0.548 / 0.656 / 0.660):
-* "straight_through" (DHAL, the default): accuracy 0.955 / 0.949 / 0.917, K=3 error 0.391 / 0.521 /
-  0.569, ratio 1.40 / 1.26 / 1.16, switch-step accuracy 0.27 / 0.10 / 0.09.
-* "posterior" (beyond the paper: the mixture-of-VAEs likelihood, EM responsibilities; see modes.py):
-  accuracy 0.972 / 0.973 / 0.952 (>= 0.95 on all three), switch-step accuracy 0.58 / 0.68 / 0.45,
-  error elsewhere 0.12 / 0.12 / 0.11 (ratio there 2.3 / 1.8 / 2.5), but K=3 error 0.453 / 0.531 / 0.524,
-  ratio 1.21 / 1.24 / 1.26. The classifier now learns the guard, and the switch step then goes to the
-  new mode's expert, which predicts worse there (error 5.3 / 5.0 / 3.9) than the old expert did: its
-  state x_t lies in the old mode's region, outside what the new expert fits. So the mode error was
-  not what holds the ratio down; the switch step itself is (K=1 errs there as much).
-* "expected" (sum_k p_k loss_k; not kept as an option): accuracy 0.949 / 0.948 / 0.939, ratio 1.25 /
-  1.25 / 1.12. It is the expectation of the straight-through loss over the draw (same expected
-  gradient, less noise), and it changed nothing beyond the seed spread.
-Neither reaches the ratio goal, so the default stays DHAL's straight-through.
-
-Loss settings of the default run (all are options):
-* KL: the paper's beta = 1e-2 (Table V) with `kl_mean_over_modes=False`, so K=1 and K=3 get the same
-  per-sample KL weight. DHAL's code convention (0.9 averaged over batch*K) gives K=1 an effective
-  0.9 and K=3 0.3, which biases the comparison; pass `kl_weight=0.9, kl_mean_over_modes=True` for it.
-  (Both weights fit far slower: with 0.3 per sample the errors plateau several times higher.)
-* `load_balance_weight=1.0` (beyond the paper): without it DHAL's winner-take-all assignment
-  sometimes merges two true modes into one expert and splits a third (measured: 2 seeds of 10 end
-  near 0.65 accuracy at the smoke size with 600 steps; with 1.0, 10 of 10 reach 0.93-0.96).
+What was measured, what limits the ratio and every variant tried: docs/results/bench_modes.md.
 """
 
 from __future__ import annotations
@@ -97,14 +37,14 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from dhal.policies.modes import HybridModes, ModesConfig
+from dhal.policies.slds import SLDSConfig, SLDSData, make_dataset, make_system, switch_offsets
 
 GOAL_ACCURACY = 0.95
 GOAL_ERROR_RATIO = 2.0
-RHOS = (0.5, 0.3, 0.7)  # spectral radius of A_k per mode
 
 
 @dataclass
-class BenchModesConfig:
+class BenchModesConfig(SLDSConfig):
     """Train HybridModes (K modes and K=1) on a seeded switching linear system; report mode accuracy and error ratio."""
 
     seed: int = 0
@@ -115,21 +55,6 @@ class BenchModesConfig:
     learning_rate: float = 1e-3
     num_modes: int = 3
     """Modes of the model under test (compared with K=1)."""
-    state_dim: int = 6
-    input_dim: int = 2
-    contact_dim: int = 2
-    history_length: int = 12
-    train_sequences: int = 128
-    test_sequences: int = 32
-    sequence_length: int = 200
-    burn_in: int = 20
-    guard: float = 1.0
-    rise_speed: float = 0.1
-    fall_speed: float = 0.05
-    jump_prob: float = 0.01
-    input_gain: float = 0.5
-    equilibrium_norm: float = 2.0
-    process_noise: float = 0.02
     kl_weight: float = 0.01
     kl_mean_over_modes: bool = False
     """False: the same per-sample KL weight for every K (see the module docstring)."""
@@ -139,7 +64,7 @@ class BenchModesConfig:
     """Beyond the paper (see the module docstring); 0 is DHAL."""
     assignment: str = "straight_through"
     """How the dynamics loss shares samples among experts (ModesConfig.assignment): "straight_through" is DHAL;
-    "posterior" (beyond the paper) identifies the modes better here, not the error ratio (module docstring)."""
+    "posterior" (beyond the paper) identifies the modes better here, not the error ratio (docs/results/bench_modes.md)."""
     baseline: bool = True
     """Also train K=1 for the error ratio (False: error_ratio is nan)."""
     eval_every: int = 0
@@ -157,16 +82,6 @@ class BenchModesConfig:
                                          sequence_length=120, progress=False)
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
-
-
-@dataclass
-class SLDSData:
-    histories: Tensor  # [N, H*F]
-    next_state: Tensor  # [N, state_dim]
-    next_contacts: Tensor  # [N, contact_dim]
-    modes: Tensor  # [N] true mode of the predicted transition
-    identifiable: Tensor  # [N] bool: False on Markov-jump steps
-    sequence_shape: tuple[int, int]  # (sequences, windows per sequence), row-major in N
 
 
 @dataclass
@@ -233,80 +148,6 @@ class BenchModesResult:
         return "\n".join(lines)
 
 
-# ---- the system ------------------------------------------------------------------------------------
-@dataclass
-class SLDSystem:
-    speeds: Tensor  # [3] s' = s + v_k
-    A: Tensor  # [3, dy, dy]
-    B: Tensor  # [3, dy, du]
-    c: Tensor  # [3, dy]
-
-
-def make_system(cfg: BenchModesConfig, generator: torch.Generator) -> SLDSystem:
-    dy, du = cfg.state_dim - 1, cfg.input_dim
-    if dy < cfg.contact_dim:
-        raise ValueError(f"state_dim={cfg.state_dim} leaves too few y dims for contact_dim={cfg.contact_dim}")
-    A, B, c = [], [], []
-    for rho in RHOS:
-        q, r = torch.linalg.qr(torch.randn(dy, dy, generator=generator))
-        q = q * torch.sign(torch.diagonal(r))  # a uniformly random orthogonal matrix
-        A.append(rho * q)
-        B.append(cfg.input_gain * torch.randn(dy, du, generator=generator) / math.sqrt(du))
-        # a distinct equilibrium y* = (I - A)^-1 c of norm `equilibrium_norm` per mode
-        direction = torch.randn(dy, generator=generator)
-        c.append((torch.eye(dy) - A[-1]) @ (cfg.equilibrium_norm * direction / direction.norm()))
-    speeds = torch.tensor([cfg.rise_speed, -cfg.fall_speed, -cfg.fall_speed])
-    return SLDSystem(speeds=speeds, A=torch.stack(A), B=torch.stack(B), c=torch.stack(c))
-
-
-def simulate(cfg: BenchModesConfig, system: SLDSystem, num_sequences: int, generator: torch.Generator
-             ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """States [S, T+1, d], inputs [S, T, du], modes [S, T] (mode of transition t), jumped [S, T]."""
-    n, du, steps = num_sequences, cfg.input_dim, cfg.burn_in + cfg.sequence_length
-    s = (torch.rand(n, generator=generator) * 2 - 1) * cfg.guard
-    y = torch.randn(n, cfg.state_dim - 1, generator=generator)
-    mode = torch.zeros(n, dtype=torch.long)
-    states, inputs, modes, jumps = [torch.cat([s[:, None], y], 1)], [], [], []
-    for _ in range(steps):
-        # the guards and the Markov jump act on x_t and the previous mode
-        jump = (mode == 0) & (s < cfg.guard) & (torch.rand(n, generator=generator) < cfg.jump_prob)
-        to_push = ((mode == 0) & (s >= cfg.guard)) | jump
-        to_air = (mode == 1) & (s <= 0.0)
-        to_glide = (mode == 2) & (s <= -cfg.guard)
-        mode = torch.where(to_push, 1, torch.where(to_air, 2, torch.where(to_glide, 0, mode)))
-        u = torch.randn(n, du, generator=generator)
-        noise = cfg.process_noise * torch.randn(n, cfg.state_dim, generator=generator)
-        s = s + system.speeds[mode] + noise[:, 0]
-        y = (system.A[mode] @ y.unsqueeze(-1)).squeeze(-1) + (system.B[mode] @ u.unsqueeze(-1)).squeeze(-1)
-        y = y + system.c[mode] + noise[:, 1:]
-        states.append(torch.cat([s[:, None], y], 1))
-        inputs.append(u)
-        modes.append(mode.clone())
-        jumps.append(jump)
-    b = cfg.burn_in
-    return (torch.stack(states, 1)[:, b:], torch.stack(inputs, 1)[:, b:], torch.stack(modes, 1)[:, b:],
-            torch.stack(jumps, 1)[:, b:])
-
-
-def make_dataset(cfg: BenchModesConfig, system: SLDSystem, num_sequences: int, generator: torch.Generator) -> SLDSData:
-    states, inputs, modes, jumps = simulate(cfg, system, num_sequences, generator)
-    h = cfg.history_length
-    frames = torch.cat([states[:, :-1], inputs], -1)  # [S, T, F]: frame t = [x_t, u_t]
-    windows = frames.unfold(1, h, 1).transpose(2, 3)  # [S, T-h+1, h, F], window w ends at t = w+h-1
-    num_windows = windows.shape[1]
-    t_end = torch.arange(h - 1, h - 1 + num_windows)
-    next_state = states[:, t_end + 1]
-    contacts = (next_state[..., 1:1 + cfg.contact_dim] > 0).float()
-    return SLDSData(
-        histories=windows.reshape(num_sequences * num_windows, -1).contiguous(),
-        next_state=next_state.reshape(-1, cfg.state_dim),
-        next_contacts=contacts.reshape(-1, cfg.contact_dim),
-        modes=modes[:, t_end].reshape(-1),
-        identifiable=~jumps[:, t_end].reshape(-1),
-        sequence_shape=(num_sequences, num_windows),
-    )
-
-
 # ---- metrics --------------------------------------------------------------------------------------
 def best_mapping(pred: Tensor, true: Tensor, num_pred: int, num_true: int) -> tuple[list[int], float]:
     """Learned-mode -> true-mode map maximising accuracy: a permutation search when num_pred <= num_true
@@ -338,21 +179,6 @@ def evaluate(model: HybridModes, data: SLDSData, mean: Tensor, std: Tensor, batc
         hits += float(((contact_logits > 0).float() == data.next_contacts[i:i + batch]).float().sum())
     n = data.histories.shape[0]
     return torch.cat(modes), torch.cat(errors), hits / max(1, n * data.next_contacts.shape[1])
-
-
-def switch_offsets(data: SLDSData) -> Tensor:
-    """[N] signed steps from each sample to the nearest switch step (the first transition of a new mode)
-    in its sequence: 0 on the switch step, -1 just before it; a large value where a sequence has none."""
-    sequences, windows = data.sequence_shape
-    modes = data.modes.view(sequences, windows)
-    offsets = torch.full((sequences, windows), 10**6, dtype=torch.long)
-    steps = torch.arange(windows)
-    for i in range(sequences):
-        switches = torch.nonzero(modes[i, 1:] != modes[i, :-1]).flatten() + 1
-        if switches.numel():
-            signed = steps[:, None] - switches[None]
-            offsets[i] = signed.gather(1, signed.abs().argmin(1, keepdim=True))[:, 0]
-    return offsets.reshape(-1)
 
 
 def error_by_switch_distance(errors: Tensor, offsets: Tensor) -> dict[str, float]:
@@ -456,7 +282,7 @@ def run_modes_benchmark(cfg: BenchModesConfig) -> BenchModesResult:
     right = mapping[preds[k]] == test.modes  # samples whose mode the K-mode model identifies
     offsets = switch_offsets(test)
     at_switch = offsets == 0
-    noise_floor = cfg.process_noise ** 2 * cfg.state_dim
+    noise_floor = cfg.noise_floor()
     result = BenchModesResult(
         accuracy=runs[k].accuracy,
         error_ratio=runs[1].state_error / max(runs[k].state_error, 1e-12) if 1 in runs else math.nan,
@@ -510,8 +336,11 @@ def plot(result: BenchModesResult, path: Path) -> None:
     for k, run in sorted(result.runs.items()):
         x = torch.linspace(steps / len(run.state_mse_curve), steps, len(run.state_mse_curve)).tolist()
         (line,) = ax_mse.plot(x, run.state_mse_curve, label=f"K={k} train selected-state MSE (sampled z)")
+        if len(run.eval_curve) > 1:  # held-out error during training (eval_every)
+            ax_mse.plot([e[0] for e in run.eval_curve], [e[2] for e in run.eval_curve], "o-", color=line.get_color(),
+                        markersize=4, linewidth=1.5, label=f"K={k} held-out error, deterministic path")
         ax_mse.axhline(run.state_error, color=line.get_color(), linestyle=":", linewidth=1.5,
-                       label=f"K={k} held-out error, deterministic path: {run.state_error:.3f}")
+                       label=f"K={k} final held-out error: {run.state_error:.3f}")
         ax_loss.plot(x, run.loss_curve, color=line.get_color(), label=f"K={k} total dynamics loss")
     ax_mse.set_yscale("log")
     ax_mse.set_ylabel("sum of squares over state dims")

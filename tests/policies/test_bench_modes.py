@@ -1,4 +1,4 @@
-"""The SLDS mode-identification benchmark: data, metrics, determinism, a smoke run and one real check."""
+"""The mode-identification benchmark: metrics, determinism, a smoke run and one real check."""
 
 from __future__ import annotations
 
@@ -8,36 +8,9 @@ import math
 import pytest
 import torch
 
-from dhal.policies.bench_modes import (
-    BenchModesConfig,
-    best_mapping,
-    make_dataset,
-    make_system,
-    run_modes_benchmark,
-    switch_offsets,
-)
+from dhal.policies.bench_modes import BenchModesConfig, best_mapping, run_modes_benchmark
 
 torch.set_num_threads(1)
-
-
-def test_slds_data_is_consistent() -> None:
-    cfg = BenchModesConfig.smoke()
-    g = torch.Generator().manual_seed(0)
-    data = make_dataset(cfg, make_system(cfg, g), 4, g)
-    f = cfg.state_dim + cfg.input_dim
-    sequences, windows = data.sequence_shape
-    assert data.histories.shape == (sequences * windows, cfg.history_length * f)
-    # the next window's newest frame holds the state this window predicts
-    newest_state = data.histories[:, -f:-cfg.input_dim].view(sequences, windows, cfg.state_dim)
-    assert torch.allclose(newest_state[:, 1:], data.next_state.view(sequences, windows, -1)[:, :-1])
-    assert torch.equal(data.next_contacts, (data.next_state[:, 1:1 + cfg.contact_dim] > 0).float())
-    occupancy = torch.bincount(data.modes, minlength=3).float() / data.modes.numel()
-    assert (occupancy > 0.2).all(), occupancy  # every true mode is well represented
-    assert 0.95 < float(data.identifiable.float().mean()) <= 1.0
-    # modes follow the cycle 0 -> 1 -> 2 -> 0 (a Markov jump is 0 -> 1 as well)
-    modes = data.modes.view(sequences, windows)
-    changed = modes[:, 1:] != modes[:, :-1]
-    assert torch.equal(modes[:, 1:][changed], (modes[:, :-1][changed] + 1) % 3)
 
 
 def test_best_mapping_undoes_a_permutation() -> None:
@@ -48,17 +21,6 @@ def test_best_mapping_undoes_a_permutation() -> None:
     assert accuracy == pytest.approx(7 / 8)
     mapping, accuracy = best_mapping(torch.zeros(8, dtype=torch.long), true, 1, 3)  # K=1: majority
     assert accuracy == pytest.approx(3 / 8) and mapping in ([0], [2])
-
-
-def test_switch_offsets_count_steps_to_the_nearest_switch() -> None:
-    cfg = BenchModesConfig.smoke()
-    g = torch.Generator().manual_seed(0)
-    data = make_dataset(cfg, make_system(cfg, g), 2, g)
-    data.modes = torch.tensor([0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2])  # two sequences of 8
-    data.sequence_shape = (2, 8)
-    offsets = switch_offsets(data).view(2, 8)
-    assert offsets[0].tolist() == [-3, -2, -1, 0, 1, 2, -1, 0]
-    assert (offsets[1] >= 10**6).all()  # no switch in the second sequence
 
 
 def test_smoke_run_returns_sane_results_and_writes_outputs(tmp_path) -> None:

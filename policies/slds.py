@@ -1,0 +1,150 @@
+"""A seeded switching linear dynamical system with known modes: the ground truth of `dhal bench modes`.
+
+* state x = [s, y]: a guard variable s and y in R^(state_dim-1); input u ~ N(0, I) in R^input_dim;
+* three modes with distinct stable affine dynamics  s' = s + v_k,  y' = A_k y + B_k u + c_k,  plus
+  Gaussian process noise; A_k = rho_k * (random orthogonal) with rho = (0.5, 0.3, 0.7), and each mode
+  has its own equilibrium y*_k = (I - A_k)^-1 c_k of norm `equilibrium_norm`;
+* switching on x_t (before the transition that x_t starts), a cycle like glide -> push -> air:
+  mode 0 (s rises by rise_speed) -> mode 1 when s >= guard;  mode 1 (s falls by fall_speed) -> mode 2
+  when s <= 0;  mode 2 (s falls) -> mode 0 when s <= -guard;  plus a Markov jump 0 -> 1 with
+  probability `jump_prob` per step (an early push);
+* frames are [x_t, u_t]; a history is the last `history_length` frames, oldest first, ending at t;
+  the targets are x_{t+1} and a mode-free "contact" signal 1[y_{t+1, j} > 0] for j < contact_dim.
+
+The mode of transition t is identifiable from the history: the slope of s over the last frames
+gives the previous mode and x_t shows whether a guard fires; only the Markov-jump steps are not
+(`SLDSData.identifiable`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+RHOS = (0.5, 0.3, 0.7)  # spectral radius of A_k per mode
+
+
+@dataclass
+class SLDSConfig:
+    """The system and the data drawn from it."""
+
+    state_dim: int = 6
+    input_dim: int = 2
+    contact_dim: int = 2
+    history_length: int = 12
+    train_sequences: int = 128
+    test_sequences: int = 32
+    sequence_length: int = 200
+    burn_in: int = 20
+    guard: float = 1.0
+    rise_speed: float = 0.1
+    fall_speed: float = 0.05
+    jump_prob: float = 0.01
+    input_gain: float = 0.5
+    equilibrium_norm: float = 2.0
+    process_noise: float = 0.02
+
+    def noise_floor(self) -> float:
+        """The true model's expected next-state error (sum of squares over dims)."""
+        return self.process_noise ** 2 * self.state_dim
+
+
+@dataclass
+class SLDSData:
+    histories: Tensor  # [N, H*F]
+    next_state: Tensor  # [N, state_dim]
+    next_contacts: Tensor  # [N, contact_dim]
+    modes: Tensor  # [N] true mode of the predicted transition
+    identifiable: Tensor  # [N] bool: False on Markov-jump steps
+    sequence_shape: tuple[int, int]  # (sequences, windows per sequence), row-major in N
+
+
+@dataclass
+class SLDSystem:
+    speeds: Tensor  # [3] s' = s + v_k
+    A: Tensor  # [3, dy, dy]
+    B: Tensor  # [3, dy, du]
+    c: Tensor  # [3, dy]
+
+
+def make_system(cfg: SLDSConfig, generator: torch.Generator) -> SLDSystem:
+    dy, du = cfg.state_dim - 1, cfg.input_dim
+    if dy < cfg.contact_dim:
+        raise ValueError(f"state_dim={cfg.state_dim} leaves too few y dims for contact_dim={cfg.contact_dim}")
+    A, B, c = [], [], []
+    for rho in RHOS:
+        q, r = torch.linalg.qr(torch.randn(dy, dy, generator=generator))
+        q = q * torch.sign(torch.diagonal(r))  # a uniformly random orthogonal matrix
+        A.append(rho * q)
+        B.append(cfg.input_gain * torch.randn(dy, du, generator=generator) / math.sqrt(du))
+        # a distinct equilibrium y* = (I - A)^-1 c of norm `equilibrium_norm` per mode
+        direction = torch.randn(dy, generator=generator)
+        c.append((torch.eye(dy) - A[-1]) @ (cfg.equilibrium_norm * direction / direction.norm()))
+    speeds = torch.tensor([cfg.rise_speed, -cfg.fall_speed, -cfg.fall_speed])
+    return SLDSystem(speeds=speeds, A=torch.stack(A), B=torch.stack(B), c=torch.stack(c))
+
+
+def simulate(cfg: SLDSConfig, system: SLDSystem, num_sequences: int, generator: torch.Generator
+             ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """States [S, T+1, d], inputs [S, T, du], modes [S, T] (mode of transition t), jumped [S, T]."""
+    n, du, steps = num_sequences, cfg.input_dim, cfg.burn_in + cfg.sequence_length
+    s = (torch.rand(n, generator=generator) * 2 - 1) * cfg.guard
+    y = torch.randn(n, cfg.state_dim - 1, generator=generator)
+    mode = torch.zeros(n, dtype=torch.long)
+    states, inputs, modes, jumps = [torch.cat([s[:, None], y], 1)], [], [], []
+    for _ in range(steps):
+        # the guards and the Markov jump act on x_t and the previous mode
+        jump = (mode == 0) & (s < cfg.guard) & (torch.rand(n, generator=generator) < cfg.jump_prob)
+        to_push = ((mode == 0) & (s >= cfg.guard)) | jump
+        to_air = (mode == 1) & (s <= 0.0)
+        to_glide = (mode == 2) & (s <= -cfg.guard)
+        mode = torch.where(to_push, 1, torch.where(to_air, 2, torch.where(to_glide, 0, mode)))
+        u = torch.randn(n, du, generator=generator)
+        noise = cfg.process_noise * torch.randn(n, cfg.state_dim, generator=generator)
+        s = s + system.speeds[mode] + noise[:, 0]
+        y = (system.A[mode] @ y.unsqueeze(-1)).squeeze(-1) + (system.B[mode] @ u.unsqueeze(-1)).squeeze(-1)
+        y = y + system.c[mode] + noise[:, 1:]
+        states.append(torch.cat([s[:, None], y], 1))
+        inputs.append(u)
+        modes.append(mode.clone())
+        jumps.append(jump)
+    b = cfg.burn_in
+    return (torch.stack(states, 1)[:, b:], torch.stack(inputs, 1)[:, b:], torch.stack(modes, 1)[:, b:],
+            torch.stack(jumps, 1)[:, b:])
+
+
+def make_dataset(cfg: SLDSConfig, system: SLDSystem, num_sequences: int, generator: torch.Generator) -> SLDSData:
+    states, inputs, modes, jumps = simulate(cfg, system, num_sequences, generator)
+    h = cfg.history_length
+    frames = torch.cat([states[:, :-1], inputs], -1)  # [S, T, F]: frame t = [x_t, u_t]
+    windows = frames.unfold(1, h, 1).transpose(2, 3)  # [S, T-h+1, h, F], window w ends at t = w+h-1
+    num_windows = windows.shape[1]
+    t_end = torch.arange(h - 1, h - 1 + num_windows)
+    next_state = states[:, t_end + 1]
+    contacts = (next_state[..., 1:1 + cfg.contact_dim] > 0).float()
+    return SLDSData(
+        histories=windows.reshape(num_sequences * num_windows, -1).contiguous(),
+        next_state=next_state.reshape(-1, cfg.state_dim),
+        next_contacts=contacts.reshape(-1, cfg.contact_dim),
+        modes=modes[:, t_end].reshape(-1),
+        identifiable=~jumps[:, t_end].reshape(-1),
+        sequence_shape=(num_sequences, num_windows),
+    )
+
+
+def switch_offsets(data: SLDSData) -> Tensor:
+    """[N] signed steps from each sample to the nearest switch step (the first transition of a new mode)
+    in its sequence: 0 on the switch step, -1 just before it; a large value where a sequence has none."""
+    sequences, windows = data.sequence_shape
+    modes = data.modes.view(sequences, windows)
+    offsets = torch.full((sequences, windows), 10**6, dtype=torch.long)
+    steps = torch.arange(windows)
+    for i in range(sequences):
+        switches = torch.nonzero(modes[i, 1:] != modes[i, :-1]).flatten() + 1
+        if switches.numel():
+            signed = steps[:, None] - switches[None]
+            offsets[i] = signed.gather(1, signed.abs().argmin(1, keepdim=True))[:, 0]
+    return offsets.reshape(-1)

@@ -1,0 +1,45 @@
+"""The switching linear system behind `dhal bench modes`: data layout, mode cycle, switch offsets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dhal.policies.slds import SLDSConfig, make_dataset, make_system, switch_offsets
+
+SMALL = SLDSConfig(train_sequences=16, test_sequences=4, sequence_length=120)
+
+
+def test_slds_data_is_consistent() -> None:
+    cfg = SMALL
+    g = torch.Generator().manual_seed(0)
+    data = make_dataset(cfg, make_system(cfg, g), 4, g)
+    f = cfg.state_dim + cfg.input_dim
+    sequences, windows = data.sequence_shape
+    assert data.histories.shape == (sequences * windows, cfg.history_length * f)
+    # the next window's newest frame holds the state this window predicts
+    newest_state = data.histories[:, -f:-cfg.input_dim].view(sequences, windows, cfg.state_dim)
+    assert torch.allclose(newest_state[:, 1:], data.next_state.view(sequences, windows, -1)[:, :-1])
+    assert torch.equal(data.next_contacts, (data.next_state[:, 1:1 + cfg.contact_dim] > 0).float())
+    occupancy = torch.bincount(data.modes, minlength=3).float() / data.modes.numel()
+    assert (occupancy > 0.2).all(), occupancy  # every true mode is well represented
+    assert 0.95 < float(data.identifiable.float().mean()) <= 1.0
+    # modes follow the cycle 0 -> 1 -> 2 -> 0 (a Markov jump is 0 -> 1 as well)
+    modes = data.modes.view(sequences, windows)
+    changed = modes[:, 1:] != modes[:, :-1]
+    assert torch.equal(modes[:, 1:][changed], (modes[:, :-1][changed] + 1) % 3)
+
+
+def test_switch_offsets_count_steps_to_the_nearest_switch() -> None:
+    cfg = SMALL
+    g = torch.Generator().manual_seed(0)
+    data = make_dataset(cfg, make_system(cfg, g), 2, g)
+    data.modes = torch.tensor([0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2])  # two sequences of 8
+    data.sequence_shape = (2, 8)
+    offsets = switch_offsets(data).view(2, 8)
+    assert offsets[0].tolist() == [-3, -2, -1, 0, 1, 2, -1, 0]
+    assert (offsets[1] >= 10**6).all()  # no switch in the second sequence
+
+
+def test_the_noise_floor_is_the_process_noise_summed_over_state_dims() -> None:
+    assert SLDSConfig(state_dim=6, process_noise=0.02).noise_floor() == pytest.approx(0.0024)
