@@ -35,7 +35,7 @@ _BACKENDS: dict[str, str | Callable[..., Simulator]] = {
 # name -> bare-physics throughput function of that backend: the denominator of `dhal bench env`.
 _RAW_THROUGHPUT: dict[str, str] = {
     "mujoco_batch": ".mujoco_batch:raw_step_throughput",
-    "mujoco_warp": ".mujoco_warp:raw_step_throughput_warp",
+    "mujoco_warp": ".warp_raw:raw_step_throughput_warp",
 }
 
 

@@ -50,68 +50,30 @@ default stream. Do not drive this simulator from a non-default torch stream.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import math
-import os
-import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import mujoco
 import numpy as np
 import torch
 
-try:
-    import mujoco_warp as mjw
-    import warp as wp
-except ImportError as _err:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "the mujoco_warp backend needs MuJoCo Warp: `pip install mujoco-warp` (pulls warp-lang); "
-        f"import failed with: {_err}"
-    ) from _err
-
-if not os.environ.get("DHAL_WARP_VERBOSE") and wp.config.log_level <= wp.LOG_INFO:
-    # Warp logs one line per kernel module load at LOG_INFO; DHAL_WARP_VERBOSE=1 keeps them
-    wp.config.log_level = wp.LOG_WARNING
-
 from .base import ModelInfo, SimState, SimulationDiverged
-from .mujoco_batch import build_model_info, ctrl_history_columns, keyframe_control_bank, model_field_copy
-
-__all__ = [
-    "DEFAULT_NCONMAX",
-    "DEFAULT_NJMAX",
-    "RANDOMIZED_FIELDS",
-    "MujocoWarpSimulator",
-    "WarpCapacityError",
-    "raw_step_throughput_warp",
-]
-
-# Model fields the skateboard task edits per env (envs/skateboard/events.py).
-RANDOMIZED_FIELDS: tuple[str, ...] = (
-    "geom_friction",
-    "body_mass",
-    "body_ipos",
-    "body_inertia",
-    "actuator_gainprm",
-    "actuator_biasprm",
-    "jnt_stiffness",
-    "dof_damping",
-    "dof_frictionloss",
-    "actuator_delay",
+from .mujoco_batch import build_model_info, ctrl_history_columns, model_field_copy
+from .warp_setup import (
+    DEFAULT_NCONMAX,
+    DEFAULT_NJMAX,
+    RANDOMIZED_FIELDS,
+    batched_fields,
+    capture_graph,
+    graphs_supported,
+    mjw,
+    put_model_and_data,
+    resolve_device,
+    wp,
 )
-# Constants set_const derives from mass/inertia; batched with them so each world keeps its own.
-_DERIVED_CONST_FIELDS: tuple[str, ...] = (
-    "body_subtreemass",
-    "dof_invweight0",
-    "body_invweight0",
-    "actuator_acc0",
-)
-# Per world: constraint rows (hard limit per world) and contacts (pooled: nconmax * num_envs in
-# all). The Go1 + board uses <= 69 rows / 17 contacts in random falls (CPU MuJoCo, 12 rollouts of
-# 7.5 s); Warp's own defaults (64 / 48) overflow on it.
-DEFAULT_NJMAX = 192
-DEFAULT_NCONMAX = 48
+
+__all__ = ["MujocoWarpSimulator", "WarpCapacityError"]
 
 _MAXVAL = 1e10  # MuJoCo's mjMAXVAL: larger |qpos|, |qvel|, |qacc| counts as diverged
 _SOLVER_LIMIT_FLAGS = int(mjw.OverflowType.ITERATIONS) | int(mjw.OverflowType.LS_ITERATIONS)
@@ -143,75 +105,6 @@ def _zero_columns(
     dst[world, cols[i]] = wp.float32(0.0)
 
 
-@contextmanager
-def _suspend_gc() -> Iterator[None]:
-    """No garbage collection during graph capture: a collected Warp graph/array would record its
-    destructor into the graph being captured (mjlab does the same)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _resolve_device(device: str | torch.device) -> tuple[torch.device, str]:
-    """(torch device with an explicit index for CUDA, the Warp device name)."""
-    dev = torch.device(device)
-    if dev.type == "cpu":
-        return dev, "cpu"
-    if dev.type != "cuda":
-        raise ValueError(f"the mujoco_warp backend runs on 'cpu' or 'cuda', got {str(dev)!r}")
-    if not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device {str(dev)!r} requested but torch has no CUDA (torch {torch.__version__}); "
-            "install a CUDA build of torch, or use device='cpu' (slow, for tests)"
-        )
-    index = torch.cuda.current_device() if dev.index is None else dev.index
-    return torch.device("cuda", index), f"cuda:{index}"
-
-
-def _graphs_supported(wp_device: Any) -> bool:
-    """Graph capture: on CUDA it needs Warp's memory pool (allocations inside the captured step)
-    and conditional graph nodes (the solver's early exit; driver >= 12.4); Warp >= 1.19 also
-    captures and replays on the CPU (a recorded launch list, ~2.5x less launch overhead)."""
-    if wp_device.is_cuda:
-        return bool(wp.is_mempool_enabled(wp_device)) and bool(wp.is_conditional_graph_supported())
-    return True
-
-
-def _capture(wp_device: Any, program: Any) -> Any:
-    """One Warp graph of `program()`; its modules must be loaded already (run it once first):
-    force_module_load=False keeps Warp from compiling every registered module."""
-    with _suspend_gc(), wp.ScopedDevice(wp_device):
-        with wp.ScopedCapture(force_module_load=False) as capture:
-            program()
-    return capture.graph
-
-
-def _put(
-    model: mujoco.MjModel,
-    num_envs: int,
-    batched: Sequence[str],
-    nconmax: int,
-    njmax: int,
-    keyframe: int = -1,
-) -> tuple[Any, Any, mujoco.MjData]:
-    """Warp model (the listed fields per world) and data (num_envs worlds) on the current device."""
-    data = mujoco.MjData(model)
-    if keyframe >= 0:
-        mujoco.mj_resetDataKeyframe(model, data, keyframe)
-    mujoco.mj_forward(model, data)
-    try:
-        mw = mjw.put_model(model, batch_sizes={name: num_envs for name in batched})
-    except ValueError as err:
-        raise KeyError(f"cannot batch model fields {list(batched)} per world: {err}") from err
-    mw.opt.warn_overflow = 0  # overflows are checked after each step and raised, not printed
-    dw = mjw.put_data(model, data, nworld=num_envs, nconmax=nconmax, njmax=njmax)
-    return mw, dw, data
-
-
 class MujocoWarpSimulator:
     """`Simulator` on MuJoCo Warp: num_envs copies of the MJCF at xml_path on `device`.
 
@@ -239,7 +132,7 @@ class MujocoWarpSimulator:
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
-        self.device, wp_name = _resolve_device(device)
+        self.device, wp_name = resolve_device(device)
         self._wp_device = wp.get_device(wp_name)
         self.xml_path = Path(xml_path)
         self.model = mujoco.MjModel.from_xml_path(str(self.xml_path))
@@ -248,15 +141,12 @@ class MujocoWarpSimulator:
         self.nconmax = DEFAULT_NCONMAX if nconmax is None else int(nconmax)
         self.njmax = DEFAULT_NJMAX if njmax is None else int(njmax)
         self.randomized_fields = tuple(dict.fromkeys(randomized_fields))
-        batched = [*self.randomized_fields]
-        if {"body_mass", "body_inertia", "body_ipos", "dof_armature"} & set(batched):
-            batched += [f for f in _DERIVED_CONST_FIELDS if f not in batched]
-        self._batched = tuple(batched)
+        self._batched = batched_fields(self.randomized_fields)
         self._reuse_step1 = bool(reuse_step1)
         self._track_body = track_body
 
         with wp.ScopedDevice(self._wp_device):
-            self.wp_model, self.wp_data, _ = _put(
+            self.wp_model, self.wp_data, _ = put_model_and_data(
                 self.model, self.num_envs, self._batched, self.nconmax, self.njmax
             )
             d = self.wp_data
@@ -289,7 +179,7 @@ class MujocoWarpSimulator:
         self._warnings = dict.fromkeys(_BAD_WARNINGS, 0)
         self._stage1_valid = False
         self._graphs: dict[str, Any] = {}
-        self._use_graphs = _graphs_supported(self._wp_device) if graphs is None else bool(graphs)
+        self._use_graphs = graphs_supported(self._wp_device) if graphs is None else bool(graphs)
         self._renderer: Any = None
         self._render_data: mujoco.MjData | None = None
 
@@ -336,7 +226,7 @@ class MujocoWarpSimulator:
             self._program("reset")
             self._program("forward")
         for name in names:
-            self._graphs[name] = _capture(self._wp_device, lambda: self._program(name))
+            self._graphs[name] = capture_graph(self._wp_device, lambda: self._program(name))
 
     def _launch(self, name: str, times: int = 1) -> None:
         with wp.ScopedDevice(self._wp_device):
@@ -650,76 +540,3 @@ def _round_up(x: int, multiple: int) -> int:
     return -(-int(x) // multiple) * multiple
 
 
-def raw_step_throughput_warp(
-    xml_path: str | Path,
-    num_envs: int,
-    nsteps_per_call: int = 4,
-    seconds: float = 2.0,
-    device: str | torch.device = "cuda",
-    *,
-    nconmax: int | None = None,
-    njmax: int | None = None,
-    randomized_fields: Sequence[str] = RANDOMIZED_FIELDS,
-    keyframe: str | int | None = None,
-    noise: float = 0.1,
-    seed: int = 0,
-    warmup_calls: int = 2,
-    graphs: bool | None = None,
-) -> float:
-    """Physics steps per second of bare `mujoco_warp.step` on the model: the env-vs-raw
-    denominator on the Warp backend.
-
-    The same Model/Data layout as MujocoWarpSimulator (same per-world fields, nconmax, njmax),
-    every world at `keyframe` (name or index; default the first keyframe). Each call writes new
-    controls (keyframe ctrl, or the keyframe joint positions as position targets, plus
-    N(0, noise), clipped; drawn ahead of time) and runs nsteps_per_call steps (one CUDA graph
-    launch each where supported, as the simulator does); no divergence or overflow checks. Timed with device
-    synchronisation at both ends; returns num_envs * nsteps_per_call * calls / seconds.
-    """
-    torch_device, wp_name = _resolve_device(device)
-    wp_device = wp.get_device(wp_name)
-    model = mujoco.MjModel.from_xml_path(str(xml_path))
-    batched = list(dict.fromkeys(randomized_fields))
-    if {"body_mass", "body_inertia", "body_ipos", "dof_armature"} & set(batched):
-        batched += [f for f in _DERIVED_CONST_FIELDS if f not in batched]
-    key, bank_np = keyframe_control_bank(model, keyframe, num_envs, noise, seed)
-    bank = torch.as_tensor(bank_np, dtype=torch.float32, device=torch_device)
-
-    with wp.ScopedDevice(wp_device):
-        mw, dw, _ = _put(
-            model,
-            num_envs,
-            batched,
-            DEFAULT_NCONMAX if nconmax is None else int(nconmax),
-            DEFAULT_NJMAX if njmax is None else int(njmax),
-            keyframe=key,
-        )
-        ctrl = wp.to_torch(dw.ctrl)
-        mjw.step(mw, dw)  # compiles (or loads) the kernels
-        graph = None
-        if _graphs_supported(wp_device) if graphs is None else graphs:
-            graph = _capture(wp_device, lambda: mjw.step(mw, dw))
-
-        def call(i: int) -> None:
-            ctrl.copy_(bank[i % len(bank)])
-            for _ in range(nsteps_per_call):
-                if graph is not None:
-                    wp.capture_launch(graph)
-                else:
-                    mjw.step(mw, dw)
-
-        for i in range(max(0, warmup_calls)):
-            call(i)
-        wp.synchronize_device(wp_device)
-        calls = 0
-        start = time.perf_counter()
-        while True:
-            call(calls + 1)
-            calls += 1
-            # sync every few calls so the host does not queue far ahead of the clock
-            if calls % 8 == 0 or not wp_device.is_cuda:
-                wp.synchronize_device(wp_device)
-                elapsed = time.perf_counter() - start
-                if elapsed >= seconds:
-                    break
-        return num_envs * nsteps_per_call * calls / elapsed

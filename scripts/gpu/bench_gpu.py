@@ -279,11 +279,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from dhal.envs.backends.mujoco_warp import (
-        DEFAULT_NCONMAX,
-        DEFAULT_NJMAX,
-        raw_step_throughput_warp,
-    )
+    from dhal.envs.backends.warp_raw import raw_step_throughput_warp
+    from dhal.envs.backends.warp_setup import DEFAULT_NCONMAX, DEFAULT_NJMAX
     from dhal.envs.registry import make_config, scene_path
 
     cfg = make_config(args.task)

@@ -24,12 +24,9 @@ from dhal.envs.backends import (  # noqa: E402
     make_simulator,
 )
 from dhal.envs.backends.mujoco_batch import MujocoBatchSimulator  # noqa: E402
-from dhal.envs.backends.mujoco_warp import (  # noqa: E402
-    RANDOMIZED_FIELDS,
-    MujocoWarpSimulator,
-    WarpCapacityError,
-    raw_step_throughput_warp,
-)
+from dhal.envs.backends.mujoco_warp import MujocoWarpSimulator, WarpCapacityError  # noqa: E402
+from dhal.envs.backends.warp_raw import raw_step_throughput_warp  # noqa: E402
+from dhal.envs.backends.warp_setup import RANDOMIZED_FIELDS  # noqa: E402
 from dhal.envs.backends.rendering import HeadlessGLUnavailable  # noqa: E402
 
 SCENE = Path(dhal.assets.__file__).parent / "scenes" / "go1_skateboard.xml"
