@@ -30,7 +30,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -69,6 +69,9 @@ class BenchModesConfig(SLDSConfig):
     """Also train K=1 for the error ratio (False: error_ratio is nan)."""
     eval_every: int = 0
     """Evaluate on held-out data every this many steps (0: only at the end)."""
+    fresh_data_every: int = 0
+    """Draw a new training set of train_sequences every this many steps, as DHAL's on-policy loop
+    collects new data every iteration (0: one fixed training set). K=1 and K=K see the same sets."""
     threads: int = 1
     device: str = "cpu"
     out_dir: Path | None = None
@@ -188,7 +191,9 @@ def error_by_switch_distance(errors: Tensor, offsets: Tensor) -> dict[str, float
 
 # ---- training ---------------------------------------------------------------------------------------
 def train_one(cfg: BenchModesConfig, num_modes: int, train: SLDSData, test: SLDSData, mean: Tensor, std: Tensor,
-              seed: int) -> tuple[HybridModes, ModeRunResult, Tensor, Tensor]:
+              seed: int, fresh_data: Callable[[int], SLDSData] | None = None
+              ) -> tuple[HybridModes, ModeRunResult, Tensor, Tensor]:
+    """Train one model; `fresh_data(i)` gives the i-th replacement training set (cfg.fresh_data_every)."""
     device = torch.device(cfg.device)
     torch.manual_seed(seed)
     mcfg = ModesConfig(
@@ -202,8 +207,11 @@ def train_one(cfg: BenchModesConfig, num_modes: int, train: SLDSData, test: SLDS
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     generator = torch.Generator(device=device).manual_seed(seed + 1)
     index_generator = torch.Generator().manual_seed(seed + 2)
-    hist_all = ((train.histories - mean) / std).to(device)
-    state_all, contact_all = train.next_state.to(device), train.next_contacts.to(device)
+
+    def upload(data: SLDSData) -> tuple[Tensor, Tensor, Tensor]:
+        return ((data.histories - mean) / std).to(device), data.next_state.to(device), data.next_contacts.to(device)
+
+    hist_all, state_all, contact_all = upload(train)
     n = hist_all.shape[0]
     log_every = max(1, cfg.steps // 200)
     loss_curve, mse_curve, eval_curve = [], [], []
@@ -214,6 +222,9 @@ def train_one(cfg: BenchModesConfig, num_modes: int, train: SLDSData, test: SLDS
     bar = tqdm(range(cfg.steps), desc=f"K={num_modes}", disable=not cfg.progress, dynamic_ncols=True,
                mininterval=0.5)
     for step in bar:
+        if fresh_data is not None and cfg.fresh_data_every > 0 and step > 0 and step % cfg.fresh_data_every == 0:
+            hist_all, state_all, contact_all = upload(fresh_data(step // cfg.fresh_data_every))
+            n = hist_all.shape[0]
         idx = torch.randint(0, n, (cfg.batch_size,), generator=index_generator).to(device)
         loss, stats = model.dynamics_loss(hist_all[idx], state_all[idx], contact_all[idx], generator=generator)
         optimizer.zero_grad(set_to_none=True)
@@ -270,9 +281,13 @@ def run_modes_benchmark(cfg: BenchModesConfig) -> BenchModesResult:
             runs: dict[int, ModeRunResult] = {}
             preds: dict[int, Tensor] = {}
             errors: dict[int, Tensor] = {}
+
+            def fresh_data(i: int) -> SLDSData:
+                return make_dataset(cfg, system, cfg.train_sequences, torch.Generator().manual_seed(cfg.seed * 7919 + i))
+
             for k in (cfg.num_modes, 1) if cfg.baseline else (cfg.num_modes,):
                 _, runs[k], preds[k], errors[k] = train_one(cfg, k, train, test, mean, std,
-                                                            seed=cfg.seed * 1000 + 17 * k)
+                                                            seed=cfg.seed * 1000 + 17 * k, fresh_data=fresh_data)
     finally:
         torch.set_num_threads(threads)
     k = cfg.num_modes

@@ -70,6 +70,29 @@ def test_assignment_reaches_the_model_and_leaves_k1_unchanged() -> None:
     assert posterior.runs[1].state_error == pytest.approx(dhal.runs[1].state_error, rel=1e-5)
 
 
+def test_fresh_data_replaces_the_training_set_the_same_way_for_both_models(monkeypatch) -> None:
+    from dhal.policies import bench_modes
+
+    small = dict(steps=25, train_sequences=4, test_sequences=2, sequence_length=60)
+    drawn: list[tuple[int, float]] = []
+    make_dataset = bench_modes.make_dataset
+
+    def recording_make_dataset(cfg, system, num_sequences, generator):
+        data = make_dataset(cfg, system, num_sequences, generator)
+        drawn.append((num_sequences, float(data.histories.sum())))
+        return data
+
+    monkeypatch.setattr(bench_modes, "make_dataset", recording_make_dataset)
+    fresh = run_modes_benchmark(BenchModesConfig.smoke(fresh_data_every=10, **small))
+    # the fixed train and test sets, then two fresh sets (steps 10 and 20) per model, K=3 first
+    assert [n for n, _ in drawn] == [4, 2, 4, 4, 4, 4]
+    sums = [total for _, total in drawn]
+    assert sums[2:4] == sums[4:6] and sums[2] != sums[3] and sums[0] not in sums[2:]
+    monkeypatch.setattr(bench_modes, "make_dataset", make_dataset)
+    fixed = run_modes_benchmark(BenchModesConfig.smoke(**small))
+    assert fresh.runs[1].loss_curve[:2] == pytest.approx(fixed.runs[1].loss_curve[:2])  # same first 10 steps
+    assert fresh.runs[1].state_error != pytest.approx(fixed.runs[1].state_error, rel=1e-4)
+
 def test_k3_identifies_the_true_modes_on_a_small_slds() -> None:
     """Can fail: unsupervised mode discovery must recover the 3 true modes well above chance (~0.36).
 
