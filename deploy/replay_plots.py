@@ -18,7 +18,7 @@ from dhal.deploy.replay_sim import OpenLoopSeries
 from dhal.deploy.safety_types import FsmState
 from dhal.deploy.topics import RobotMode
 from dhal.envs.robots import go1
-from dhal.policies.evaluate import mode_colours, pyplot_agg
+from dhal.policies.plotting import mode_colours, pyplot_agg
 
 DPI = 100
 

@@ -25,12 +25,9 @@ training from `dynamics_targets["next_contacts"]`.
 
 from __future__ import annotations
 
-import colorsys
-import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,23 +39,8 @@ from dhal.policies.metrics import contact_pattern_labels, normalized_mutual_info
 
 TIME_OUT = "time_out"
 FAILURE_NAMES = ("terminated", "detached", "no_full_cycle", "short_distance")
-FREE_FOOT_NAMES = ("FR", "RR", "RL")  # the order of the env's next_contacts (rewards.FREE_FEET)
 PUSHING_FEET = (0, 2)  # FR, RR in the env's foot order (go1.LEGS): the feet that leave the board
 _TIME_EPS = 1e-6
-
-# matplotlib's tab10, so the video and the plots use the same colour per mode
-TAB10: tuple[tuple[float, float, float], ...] = tuple(
-    tuple(int(h[i:i + 2], 16) / 255.0 for i in (0, 2, 4))  # type: ignore[misc]
-    for h in ("1f77b4", "ff7f0e", "2ca02c", "d62728", "9467bd", "8c564b", "e377c2", "7f7f7f", "bcbd22", "17becf")
-)
-
-
-def mode_colours(num_modes: int) -> list[tuple[float, float, float]]:
-    """K distinct RGB colours in [0, 1]: tab10 up to 10 modes, evenly spaced hues beyond."""
-    if num_modes <= len(TAB10):
-        return list(TAB10[:num_modes])
-    return [colorsys.hsv_to_rgb(k / num_modes, 0.75, 0.9) for k in range(num_modes)]
-
 
 # ---- success ----------------------------------------------------------------------------------------
 
@@ -382,110 +364,3 @@ def summary(evaluation: Evaluation) -> dict[str, Any]:
             for e in eps
         ],
     }
-
-
-# ---- plots ---------------------------------------------------------------------------------------------
-
-def draw_mode_timeline(axes: Sequence[Any], time: np.ndarray, modes: np.ndarray, probs: np.ndarray | None,
-                       free_contacts: np.ndarray, phase: np.ndarray, push: np.ndarray, num_modes: int,
-                       resets: Sequence[float] = ()) -> None:
-    """Three panels over time: the mode (probabilities stacked, argmax as a colour strip), the
-    free feet's contacts and the clock phase; the argmax mode tints each panel's background."""
-    colours = np.asarray(mode_colours(num_modes))
-    strip = colours[np.asarray(modes, dtype=np.int64)][None]  # [1, T, 3]
-    dt = float(time[1] - time[0]) if len(time) > 1 else 1.0
-    extent_x = (float(time[0]) - dt, float(time[-1]))
-    ax_mode, ax_contact, ax_phase = axes
-    if probs is not None:
-        ax_mode.stackplot(time, np.asarray(probs).T, colors=colours, step="pre", alpha=0.85,
-                          labels=[f"mode {k}" for k in range(num_modes)])
-        ax_mode.set_ylim(0.0, 1.25)
-        ax_mode.imshow(strip, aspect="auto", extent=(*extent_x, 1.05, 1.25), interpolation="nearest")
-        ax_mode.set_ylabel("mode prob.\n(strip: argmax)")
-    else:
-        ax_mode.imshow(strip, aspect="auto", extent=(*extent_x, 0.0, 1.0), interpolation="nearest")
-        ax_mode.set_ylabel("argmax mode")
-    ax_mode.legend(handles=[_patch(colours[k], f"mode {k}") for k in range(num_modes)], fontsize=7,
-                   ncol=num_modes, loc="upper right")
-    contacts = np.asarray(free_contacts, dtype=np.float64)
-    for j, name in enumerate(FREE_FOOT_NAMES[:contacts.shape[1]]):
-        ax_contact.fill_between(time, j, j + 0.8 * contacts[:, j], step="pre", color="0.25", linewidth=0)
-    ax_contact.set_yticks(np.arange(contacts.shape[1]) + 0.4, FREE_FOOT_NAMES[:contacts.shape[1]])
-    ax_contact.set_ylim(-0.1, contacts.shape[1])
-    ax_contact.set_ylabel("free-foot contact")
-    ax_phase.plot(time, phase, color="k", linewidth=1.0, label="phase sin(2πt/T)")
-    ax_phase.fill_between(time, -1.1, 1.1, where=np.asarray(push, dtype=bool), step="pre", color="C1", alpha=0.25,
-                          linewidth=0, label="push phase")
-    ax_phase.set_ylim(-1.1, 1.1)
-    ax_phase.set_ylabel("clock")
-    ax_phase.legend(fontsize=7, loc="upper right")
-    for axis in (ax_contact, ax_phase):
-        low, high = axis.get_ylim()
-        axis.imshow(strip, aspect="auto", extent=(*extent_x, low, high), alpha=0.18, interpolation="nearest",
-                    zorder=0)
-        axis.set_ylim(low, high)
-    for axis in axes:
-        axis.set_xlim(*extent_x)
-        for t in resets:
-            axis.axvline(t, color="k", linestyle="--", linewidth=0.8)
-
-
-def _patch(colour: Any, label: str) -> Any:
-    from matplotlib.patches import Patch
-
-    return Patch(color=colour, label=label)
-
-
-def pyplot_agg() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def representative_episode(evaluation: Evaluation) -> Episode:
-    """The first successful episode, else the longest (the first of equals)."""
-    for episode in evaluation.episodes:
-        if episode.success:
-            return episode
-    return max(evaluation.episodes, key=lambda e: e.stop - e.start)
-
-
-def plot_episode_timeline(evaluation: Evaluation, episode: Episode, path: Path, title: str) -> None:
-    plt = pyplot_agg()
-    a, env, rows = evaluation.arrays, episode.env, slice(episode.start, episode.stop)
-    time = np.arange(1, episode.stop - episode.start + 1) * evaluation.dt
-    figure, axes = plt.subplots(4, 1, figsize=(12, 9), sharex=True)
-    draw_mode_timeline(axes[:3], time, a["mode"][rows, env], a["mode_probs"][rows, env] if "mode_probs" in a else None,
-                       a["free_contacts"][rows, env], a["phase"][rows, env], a["push"][rows, env], evaluation.num_modes)
-    axes[3].plot(time, a["board_speed"][rows, env], label="board speed")
-    axes[3].plot(time, a["command_vx"][rows, env], linestyle="--", label="command vx")
-    axes[3].set_ylabel("m/s")
-    axes[3].legend(fontsize=7, loc="upper right")
-    axes[3].set_xlabel("time in episode (s)")
-    outcome = "success" if episode.success else "failed: " + ", ".join(episode.failures)
-    figure.suptitle(f"{title}\nenv {env}, episode {episode.index}: {episode.outcome.distance_m:.1f} m, {outcome}")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
-def plot_distance_histogram(evaluation: Evaluation, path: Path, title: str) -> None:
-    plt = pyplot_agg()
-    distances = np.array([e.outcome.distance_m for e in evaluation.episodes])
-    success = np.array([e.success for e in evaluation.episodes])
-    figure, axis = plt.subplots(figsize=(7, 4))
-    high = max(float(distances.max()), evaluation.criterion.min_distance_m) * 1.05 + 1e-6
-    bins = np.linspace(0.0, high, max(5, min(30, int(math.sqrt(len(distances))) * 3)))
-    axis.hist([distances[success], distances[~success]], bins=bins, stacked=True, color=["C2", "C3"],
-              label=[f"success ({int(success.sum())})", f"failure ({int((~success).sum())})"])
-    axis.axvline(evaluation.criterion.min_distance_m, color="k", linestyle="--", label="success distance")
-    axis.set_xlabel("board distance per episode (m)")
-    axis.set_ylabel("episodes")
-    axis.legend(fontsize=8)
-    axis.set_title(title, fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)

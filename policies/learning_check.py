@@ -167,7 +167,7 @@ def plot_curves(run: Path, out: Path, random: RolloutStats | None = None,
     one panel per (title, tags), with the random policy's level drawn in where it applies."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from dhal.policies.evaluate import pyplot_agg
+    from dhal.policies.plotting import pyplot_agg
 
     events = [run] if run.is_file() else sorted(run.glob("events.out.tfevents.*"))
     if not events:

@@ -1,7 +1,7 @@
 """Watching a trained policy: env 0 rendered with the robot coloured by its current mode, and a plot
 of the modes against the free feet's contacts, the clock phase and the commands.
 
-Colours are `evaluate.mode_colours(K)` (tab10), the same in the video and the plots. The robot's
+Colours are `plotting.mode_colours(K)` (tab10), the same in the video and the plots. The robot's
 geoms (trunk, hips, thighs, calves; the feet stay dark so contacts remain visible) take the
 colour of the argmax mode that chose the step's action; a banner on top repeats the mode and
 shows the time, board speed and command.
@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dhal.policies.evaluate import StepLog, draw_mode_timeline, mode_colours, pyplot_agg
+from dhal.policies.evaluate import StepLog
+from dhal.policies.plotting import draw_mode_timeline, mode_colours, pyplot_agg
 
 ROBOT_ROOT_BODY = "trunk"
 BANNER_HEIGHT = 18

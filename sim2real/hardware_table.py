@@ -15,7 +15,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from dhal.policies.evaluate import SuccessCriterion, pyplot_agg
+from dhal.policies.evaluate import SuccessCriterion
+from dhal.policies.plotting import pyplot_agg
 from dhal.policies.inference import LoadedPolicy
 from dhal.sim2real import paper
 from dhal.sim2real.conditions import OK, SuiteSettings, evaluate_condition

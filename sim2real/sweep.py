@@ -13,7 +13,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from dhal.policies.evaluate import pyplot_agg
+from dhal.policies.plotting import pyplot_agg
 from dhal.policies.inference import LoadedPolicy, fixed_command_overrides
 from dhal.sim2real import paper
 from dhal.sim2real.conditions import OK, SuiteSettings, evaluate_condition

@@ -56,10 +56,8 @@ class EvalOutputs:
 def run(cfg: EvalConfig) -> EvalOutputs | SuiteOutputs:
     import torch
 
-    from dhal.policies.evaluate import (
-        criterion_for, plot_distance_histogram, plot_episode_timeline, representative_episode, run_evaluation,
-        summary,
-    )
+    from dhal.policies.evaluate import criterion_for, run_evaluation, summary
+    from dhal.policies.evaluate_plots import plot_distance_histogram, plot_episode_timeline, representative_episode
     from dhal.policies.training import atomic_write_json
 
     if cfg.episodes < 1 or cfg.num_envs < 1:

@@ -97,7 +97,7 @@ def test_play_renders_a_mode_coloured_video(smoke_run, tmp_path):
     reader.close()
     assert len(frames) == 10 and frames[0].shape == (48, 64, 3)
     mode = int(np.load(out / "play.npz")["mode"][0])
-    from dhal.policies.evaluate import mode_colours
+    from dhal.policies.plotting import mode_colours
 
     banner = frames[0][2:4, 40:60].reshape(-1, 3).mean(0)  # right of the text, inside the banner
     assert np.abs(banner - np.asarray(mode_colours(3)[mode]) * 255).max() < 40  # video compression

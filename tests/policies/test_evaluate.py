@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dhal.policies.evaluate import (
-    EpisodeOutcome, SuccessCriterion, episode_failures, is_success, mode_colours, mode_statistics, run_evaluation,
+    EpisodeOutcome, SuccessCriterion, episode_failures, is_success, mode_statistics, run_evaluation,
     split_episodes, summarise_episode, summary,
 )
 from dhal.policies.training import CheckpointError
@@ -104,12 +104,6 @@ def test_split_episodes_takes_each_envs_quota_in_order():
     done[[0, 1, 2], 2] = True
     found = split_episodes(done, quotas=[2, 1, 0])
     assert found == [(0, 0, 0, 3), (0, 1, 3, 6), (1, 0, 0, 5)]
-
-
-def test_mode_colours_are_distinct():
-    for k in (1, 3, 10, 16):
-        colours = mode_colours(k)
-        assert len(colours) == k and len(set(colours)) == k
 
 
 # ---- with a trained checkpoint -----------------------------------------------------------------------
