@@ -64,6 +64,14 @@ def build_app() -> SubcommandApp:
     return app
 
 
+def _bench_modes(cfg: BenchModesConfig) -> str:
+    try:
+        cfg.validate()
+    except ValueError as error:
+        raise CommandError(str(error)) from error
+    return run_modes_benchmark(cfg).summary()
+
+
 def _bench_env(config: bench_env.BenchEnvConfig) -> str:
     table = bench_env.format_table(bench_env.run(config))
     return table if config.json is None else f"{table}\nresults: {config.json}"
@@ -79,7 +87,7 @@ HANDLERS: dict[type, Callable[[Any], str]] = {
     replay.ReplayConfig: replay.run,
     bench_env.BenchEnvConfig: _bench_env,
     bench_update.BenchUpdateConfig: bench_update.run,
-    BenchModesConfig: lambda c: run_modes_benchmark(c).summary(),
+    BenchModesConfig: _bench_modes,
     export.BenchExportConfig: export.run_bench_export,
     bench_deploy.BenchDeployConfig: bench_deploy.run,
     bench_learning.BenchLearningConfig: bench_learning.run,

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from dhal.policies.modes import HybridModes, ModesConfig
+from dhal.policies.modes import ASSIGNMENTS, HybridModes, ModesConfig, min_history_length
 from dhal.policies.slds import SLDSConfig, SLDSData, make_dataset, make_system, switch_offsets
 
 GOAL_ACCURACY = 0.95
@@ -77,6 +77,30 @@ class BenchModesConfig(SLDSConfig):
     out_dir: Path | None = None
     """Write results.json and modes.png here."""
     progress: bool = True
+
+    def validate(self) -> None:
+        """ValueError naming the first option that cannot work (before any data or training)."""
+        if self.num_modes < 2:
+            raise ValueError(f"num_modes must be >= 2 (it is compared with K=1), got {self.num_modes}")
+        if self.assignment not in ASSIGNMENTS:
+            raise ValueError(f"assignment must be one of {ASSIGNMENTS}, got {self.assignment!r}")
+        for name in ("steps", "batch_size", "train_sequences", "test_sequences", "state_dim", "input_dim",
+                     "contact_dim", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("eval_every", "fresh_data_every", "burn_in"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0: off), got {getattr(self, name)}")
+        if self.history_length < min_history_length():
+            raise ValueError(f"history_length must be >= {min_history_length()} for the CNN history encoder, "
+                             f"got {self.history_length}")
+        if self.sequence_length <= self.history_length:
+            raise ValueError(f"sequence_length ({self.sequence_length}) must exceed history_length "
+                             f"({self.history_length})")
+        if self.contact_dim > self.state_dim - 1:
+            raise ValueError(f"contact_dim ({self.contact_dim}) must be <= state_dim - 1 ({self.state_dim - 1})")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
 
     @classmethod
     def smoke(cls, **overrides: object) -> BenchModesConfig:
@@ -265,8 +289,7 @@ def train_one(cfg: BenchModesConfig, num_modes: int, train: SLDSData, test: SLDS
 
 def run_modes_benchmark(cfg: BenchModesConfig) -> BenchModesResult:
     """Deterministic given cfg.seed (on CPU). Restores the global RNG and the thread count afterwards."""
-    if cfg.num_modes < 2:
-        raise ValueError(f"num_modes must be >= 2 (it is compared with K=1), got {cfg.num_modes}")
+    cfg.validate()
     start = time.perf_counter()
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)

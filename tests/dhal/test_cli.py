@@ -125,3 +125,9 @@ def test_the_command_tree_builds_without_the_deploy_and_gpu_extras():
     )
     done = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+def test_a_bad_benchmark_option_is_reported_without_a_traceback(capsys):
+    assert main(["bench", "modes", "--num-modes", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "dhal: error: num_modes must be >= 2" in err and "Traceback" not in err

@@ -110,3 +110,18 @@ def test_k3_identifies_the_true_modes_on_a_small_slds() -> None:
     assert min(result.runs[3].occupancy) > 0.2
     errors = result.error_by_switch_distance[3]
     assert errors["switch"] > 3 * errors["elsewhere"], errors
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ({"num_modes": 1}, "num_modes must be >= 2"),
+    ({"assignment": "soft"}, "assignment must be one of"),
+    ({"history_length": 3}, "history_length must be >= 12"),
+    ({"fresh_data_every": -1}, "fresh_data_every must be >= 0"),
+    ({"sequence_length": 12}, "must exceed history_length"),
+    ({"contact_dim": 6}, "contact_dim (6) must be <= state_dim - 1 (5)"),
+])
+def test_bad_options_are_refused_before_any_work(option, message) -> None:
+    with pytest.raises(ValueError) as error:
+        run_modes_benchmark(BenchModesConfig.smoke(**option))
+    assert message in str(error.value)
+
