@@ -28,7 +28,7 @@ path (`act_latent`, `predict`, export) is the same under all of them. With K=1 t
   Not offered: the "expected" loss sum_k p_k * loss_k. It is the exact expectation of the
   straight-through loss over the draw, so it has the same expected gradient and only removes the
   sampling noise; on the SLDS benchmark it changed neither accuracy nor error ratio beyond the
-  seed-to-seed spread (see `bench_modes.py`).
+  seed-to-seed spread (docs/results/bench_modes.md).
 
 Loss weights and their provenance (DHAL.md §6.5, §11.2):
 * `contact_weight=0.8`: the released code; the paper's Eq. 8 has no weight on the contact BCE.
