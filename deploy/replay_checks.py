@@ -154,7 +154,7 @@ def rebuild_observations(log: ReplayLog) -> ObservationCheck | Skipped:
         missing = [topic.name for topic, count in counts if not count]
         return Skipped(f"the log has no {' and no '.join(missing)} messages to rebuild from")
     contract = log.contract
-    steps, joints, imu = log.steps, log.joint_states, log.imu
+    steps, joints = log.steps, log.joint_states
     mapping = JointMapping(contract.joint_names)
     builder = ObservationBuilder(contract)
     stamp_order = np.argsort(joints.stamp_ns, kind="stable")

@@ -325,7 +325,6 @@ class SafetyMachine:
     ) -> Command:
         """Decide this tick. A policy step passes the action (and its inference time); a watchdog
         tick passes action=None. Faults go to DAMPING in this very call."""
-        cfg = self._cfg
         faults = self._pending_faults
         reasons = list(self._pending_reasons)
         self._pending_faults = Fault.NONE

@@ -9,7 +9,6 @@ one's: a policy that only works with one simulator's quirks shows up as flags he
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
