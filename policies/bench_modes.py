@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from dhal.policies.modes import ASSIGNMENTS, HybridModes, ModesConfig, min_history_length
+from dhal.policies.modes import HybridModes, ModesConfig
 from dhal.policies.slds import SLDSConfig, SLDSData, make_dataset, make_system, switch_offsets
 
 GOAL_ACCURACY = 0.95
@@ -82,8 +82,6 @@ class BenchModesConfig(SLDSConfig):
         """ValueError naming the first option that cannot work (before any data or training)."""
         if self.num_modes < 2:
             raise ValueError(f"num_modes must be >= 2 (it is compared with K=1), got {self.num_modes}")
-        if self.assignment not in ASSIGNMENTS:
-            raise ValueError(f"assignment must be one of {ASSIGNMENTS}, got {self.assignment!r}")
         for name in ("steps", "batch_size", "train_sequences", "test_sequences", "state_dim", "input_dim",
                      "contact_dim", "threads"):
             if getattr(self, name) < 1:
@@ -91,9 +89,6 @@ class BenchModesConfig(SLDSConfig):
         for name in ("eval_every", "fresh_data_every", "burn_in"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0: off), got {getattr(self, name)}")
-        if self.history_length < min_history_length():
-            raise ValueError(f"history_length must be >= {min_history_length()} for the CNN history encoder, "
-                             f"got {self.history_length}")
         if self.sequence_length <= self.history_length:
             raise ValueError(f"sequence_length ({self.sequence_length}) must exceed history_length "
                              f"({self.history_length})")
@@ -101,6 +96,17 @@ class BenchModesConfig(SLDSConfig):
             raise ValueError(f"contact_dim ({self.contact_dim}) must be <= state_dim - 1 ({self.state_dim - 1})")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        self.modes_config(self.num_modes)  # the model's own checks: assignment, history length, sizes
+
+    def modes_config(self, num_modes: int) -> ModesConfig:
+        """The model under test (num_modes) or the baseline (1), with this run's loss settings."""
+        return ModesConfig(
+            frame_size=self.state_dim + self.input_dim, history_length=self.history_length,
+            state_dim=self.state_dim, contact_dim=self.contact_dim, num_modes=num_modes,
+            contact_weight=self.contact_weight, kl_weight=self.kl_weight, kl_mean_over_modes=self.kl_mean_over_modes,
+            mode_entropy_weight=self.mode_entropy_weight, load_balance_weight=self.load_balance_weight,
+            assignment=self.assignment,
+        )
 
     @classmethod
     def smoke(cls, **overrides: object) -> BenchModesConfig:
@@ -220,14 +226,7 @@ def train_one(cfg: BenchModesConfig, num_modes: int, train: SLDSData, test: SLDS
     """Train one model; `fresh_data(i)` gives the i-th replacement training set (cfg.fresh_data_every)."""
     device = torch.device(cfg.device)
     torch.manual_seed(seed)
-    mcfg = ModesConfig(
-        frame_size=cfg.state_dim + cfg.input_dim, history_length=cfg.history_length, state_dim=cfg.state_dim,
-        contact_dim=cfg.contact_dim, num_modes=num_modes, contact_weight=cfg.contact_weight,
-        kl_weight=cfg.kl_weight, kl_mean_over_modes=cfg.kl_mean_over_modes,
-        mode_entropy_weight=cfg.mode_entropy_weight, load_balance_weight=cfg.load_balance_weight,
-        assignment=cfg.assignment,
-    )
-    model = HybridModes(mcfg).to(device)
+    model = HybridModes(cfg.modes_config(num_modes)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     generator = torch.Generator(device=device).manual_seed(seed + 1)
     index_generator = torch.Generator().manual_seed(seed + 2)

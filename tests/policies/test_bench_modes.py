@@ -115,7 +115,7 @@ def test_k3_identifies_the_true_modes_on_a_small_slds() -> None:
 @pytest.mark.parametrize(("option", "message"), [
     ({"num_modes": 1}, "num_modes must be >= 2"),
     ({"assignment": "soft"}, "assignment must be one of"),
-    ({"history_length": 3}, "history_length must be >= 12"),
+    ({"history_length": 3}, "history_length=3 is too short for the 1-D CNN history encoder"),
     ({"fresh_data_every": -1}, "fresh_data_every must be >= 0"),
     ({"sequence_length": 12}, "must exceed history_length"),
     ({"contact_dim": 6}, "contact_dim (6) must be <= state_dim - 1 (5)"),
