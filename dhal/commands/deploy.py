@@ -14,6 +14,9 @@ from dhal.commands.errors import CommandError
 from dhal.deploy.nodes.configs import PolicyNodeConfig, SimNodeConfig
 from dhal.deploy.topics import Topic
 
+DISCOVERY_SETTLE_S = 0.3
+ACK_TIMEOUT_S = 2.0
+
 
 def run_policy_node(cfg: PolicyNodeConfig) -> str:
     from dhal.deploy.nodes import policy_node
@@ -84,6 +87,7 @@ def run_cmd_vel(cfg: CmdVelConfig) -> str:
 
 def _publish_once(topic: Topic, message: object, domain_id: int | None, wait_s: float) -> int:
     """Publish one message once a subscriber is matched (or `wait_s` passed); the subscriber count."""
+    from rclpy.duration import Duration
     from rclpy.node import Node
 
     from dhal.deploy.nodes import common
@@ -97,8 +101,13 @@ def _publish_once(topic: Topic, message: object, domain_id: int | None, wait_s: 
         while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
         subscribers = int(publisher.get_subscription_count())
+        if subscribers:
+            # Matching is seen from each side on its own: a reader that has not matched this writer
+            # yet drops the sample (seen as a lost command about once in six runs), so give the
+            # reader's side of discovery time to finish, then wait for every reader's acknowledgement.
+            time.sleep(DISCOVERY_SETTLE_S)
         publisher.publish(message)
-        time.sleep(0.2)  # let a reliable sample reach its readers before the context goes away
+        publisher.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
         node.destroy_node()
     finally:
         context.try_shutdown()
