@@ -224,10 +224,12 @@ def test_start_is_never_stiff_then_stand_and_policy_use_their_gains(stack):
     first: FakeGo1Snapshot = stack.fake.snapshot()
     assert first.max_kp == 0.0
     assert stack.all_motors(lambda c: c["kd"] == 0.0 and c["q"] == np.float32(POS_STOP_F))
+    stack.wait_for(lambda: len(stack.stub.modes) > 0, "the first /go1/mode report")
     assert stack.stub.modes[:1] == [RobotMode.PASSIVE]
     stack.activate(RobotMode.ACTIVE_STAND)
     stack.activate(RobotMode.ACTIVE_POLICY)
-    assert stack.stub.modes[-1] == RobotMode.ACTIVE_POLICY
+    # The gains reach the fake over UDP; the mode report comes over ROS and may trail them.
+    stack.wait_for(lambda: stack.stub.modes[-1:] == [RobotMode.ACTIVE_POLICY], "/go1/mode to report ACTIVE_POLICY")
 
 
 def test_stale_targets_end_in_damping_until_acknowledged(stack):
