@@ -37,7 +37,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from dhal.policies.modes import HybridModes, ModesConfig
-from dhal.policies.slds import SLDSConfig, SLDSData, make_dataset, make_system, switch_offsets
+from dhal.policies.slds import NUM_MODES, SLDSConfig, SLDSData, make_dataset, make_system, switch_offsets
 
 GOAL_ACCURACY = 0.95
 GOAL_ERROR_RATIO = 2.0
@@ -69,6 +69,10 @@ class BenchModesConfig(SLDSConfig):
     """Also train K=1 for the error ratio (False: error_ratio is nan)."""
     eval_every: int = 0
     """Evaluate on held-out data every this many steps (0: only at the end)."""
+    supervised_reference: bool = False
+    """Also train K=num_modes with the true modes (each expert on its mode's samples, the classifier by
+    cross-entropy on the labels) and report its error with the true mode selected and with its own
+    classifier: what the experts can reach, and what identifying the mode costs even with labels."""
     fresh_data_every: int = 0
     """Draw a new training set of train_sequences every this many steps, as DHAL's on-policy loop
     collects new data every iteration (0: one fixed training set). K=1 and K=K see the same sets."""
@@ -96,6 +100,8 @@ class BenchModesConfig(SLDSConfig):
             raise ValueError(f"contact_dim ({self.contact_dim}) must be <= state_dim - 1 ({self.state_dim - 1})")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.supervised_reference and self.num_modes != NUM_MODES:
+            raise ValueError(f"supervised_reference needs num_modes = the system's {NUM_MODES} modes, got {self.num_modes}")
         self.modes_config(self.num_modes)  # the model's own checks: assignment, history length, sizes
 
     def modes_config(self, num_modes: int) -> ModesConfig:
@@ -133,6 +139,19 @@ class ModeRunResult:
 
 
 @dataclass
+class SupervisedReference:
+    """K=num_modes trained with the true modes (`supervised_reference`)."""
+
+    accuracy: float  # its classifier, trained on the labels
+    switch_step_accuracy: float
+    error_true_modes: float  # each sample decoded by its true mode's expert
+    error_classifier: float  # decoded by the expert its classifier picks (the deterministic path)
+    ratio_true_modes: float  # K=1 error / error_true_modes
+    ratio_classifier: float  # K=1 error / error_classifier
+    error_by_switch_distance: dict[str, dict[str, float]]  # "true_modes" / "classifier" -> parts
+
+
+@dataclass
 class BenchModesResult:
     accuracy: float
     error_ratio: float
@@ -153,6 +172,7 @@ class BenchModesResult:
     config: dict[str, Any]
     timeline_true: list[int]
     timeline_pred: list[int]  # K=num_modes predictions on one test sequence, relabelled
+    supervised_reference: SupervisedReference | None = None
 
     def summary(self) -> str:
         k = max(self.runs)
@@ -174,6 +194,12 @@ class BenchModesResult:
                          f"{parts['switch']:.3f} / {parts['adjacent']:.3f} / {parts['elsewhere']:.3f}")
         if 1 not in self.runs:
             lines.append(f"next-state error K={k}: {self.runs[k].state_error:.4f} (no K=1 baseline)")
+        if self.supervised_reference is not None:
+            ref = self.supervised_reference
+            lines.append(f"supervised reference (K={k} trained on the true modes): error {ref.error_true_modes:.4f} with "
+                         f"the true mode (K=1 ratio {ref.ratio_true_modes:.2f}), {ref.error_classifier:.4f} with its "
+                         f"classifier (ratio {ref.ratio_classifier:.2f}; accuracy {ref.accuracy:.3f}, "
+                         f"{ref.switch_step_accuracy:.2f} on switch steps)")
         lines += [
             f"occupancy K={k}: {[round(o, 3) for o in self.runs[k].occupancy]}",
             f"runtime {self.runtime_s:.1f} s",
@@ -214,6 +240,15 @@ def evaluate(model: HybridModes, data: SLDSData, mean: Tensor, std: Tensor, batc
     return torch.cat(modes), torch.cat(errors), hits / max(1, n * data.next_contacts.shape[1])
 
 
+@torch.no_grad()
+def true_mode_errors(model: HybridModes, data: SLDSData, mean: Tensor, std: Tensor) -> Tensor:
+    """Per-sample state error [N] with each sample decoded by its true mode's expert."""
+    device = next(model.parameters()).device
+    hist = ((data.histories - mean) / std).to(device)
+    state = model.predict_in_mode(hist, data.modes.to(device)).cpu()
+    return (state - data.next_state).square().sum(-1)
+
+
 def error_by_switch_distance(errors: Tensor, offsets: Tensor) -> dict[str, float]:
     parts = {"switch": offsets == 0, "adjacent": offsets.abs() == 1, "elsewhere": offsets.abs() > 1}
     return {name: float(errors[mask].mean()) if bool(mask.any()) else math.nan for name, mask in parts.items()}
@@ -221,9 +256,10 @@ def error_by_switch_distance(errors: Tensor, offsets: Tensor) -> dict[str, float
 
 # ---- training ---------------------------------------------------------------------------------------
 def train_one(cfg: BenchModesConfig, num_modes: int, train: SLDSData, test: SLDSData, mean: Tensor, std: Tensor,
-              seed: int, fresh_data: Callable[[int], SLDSData] | None = None
+              seed: int, fresh_data: Callable[[int], SLDSData] | None = None, supervised: bool = False
               ) -> tuple[HybridModes, ModeRunResult, Tensor, Tensor]:
-    """Train one model; `fresh_data(i)` gives the i-th replacement training set (cfg.fresh_data_every)."""
+    """Train one model; `fresh_data(i)` gives the i-th replacement training set (cfg.fresh_data_every);
+    `supervised` trains on the true modes (the supervised reference)."""
     device = torch.device(cfg.device)
     torch.manual_seed(seed)
     model = HybridModes(cfg.modes_config(num_modes)).to(device)
@@ -231,10 +267,11 @@ def train_one(cfg: BenchModesConfig, num_modes: int, train: SLDSData, test: SLDS
     generator = torch.Generator(device=device).manual_seed(seed + 1)
     index_generator = torch.Generator().manual_seed(seed + 2)
 
-    def upload(data: SLDSData) -> tuple[Tensor, Tensor, Tensor]:
-        return ((data.histories - mean) / std).to(device), data.next_state.to(device), data.next_contacts.to(device)
+    def upload(data: SLDSData) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        return (((data.histories - mean) / std).to(device), data.next_state.to(device), data.next_contacts.to(device),
+                data.modes.to(device))
 
-    hist_all, state_all, contact_all = upload(train)
+    hist_all, state_all, contact_all, modes_all = upload(train)
     n = hist_all.shape[0]
     log_every = max(1, cfg.steps // 200)
     loss_curve, mse_curve, eval_curve = [], [], []
@@ -242,14 +279,15 @@ def train_one(cfg: BenchModesConfig, num_modes: int, train: SLDSData, test: SLDS
     test_dev = SLDSData(test.histories.to(device), test.next_state.to(device), test.next_contacts.to(device),
                         test.modes, test.identifiable, test.sequence_shape)
     start = time.perf_counter()
-    bar = tqdm(range(cfg.steps), desc=f"K={num_modes}", disable=not cfg.progress, dynamic_ncols=True,
+    bar = tqdm(range(cfg.steps), desc=f"K={num_modes}" + (" supervised" if supervised else ""), disable=not cfg.progress, dynamic_ncols=True,
                mininterval=0.5)
     for step in bar:
         if fresh_data is not None and cfg.fresh_data_every > 0 and step > 0 and step % cfg.fresh_data_every == 0:
-            hist_all, state_all, contact_all = upload(fresh_data(step // cfg.fresh_data_every))
+            hist_all, state_all, contact_all, modes_all = upload(fresh_data(step // cfg.fresh_data_every))
             n = hist_all.shape[0]
         idx = torch.randint(0, n, (cfg.batch_size,), generator=index_generator).to(device)
-        loss, stats = model.dynamics_loss(hist_all[idx], state_all[idx], contact_all[idx], generator=generator)
+        loss, stats = model.dynamics_loss(hist_all[idx], state_all[idx], contact_all[idx], generator=generator,
+                                          true_modes=modes_all[idx] if supervised else None)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -310,6 +348,11 @@ def run_modes_benchmark(cfg: BenchModesConfig) -> BenchModesResult:
             for k in (cfg.num_modes, 1) if cfg.baseline else (cfg.num_modes,):
                 _, runs[k], preds[k], errors[k] = train_one(cfg, k, train, test, mean, std,
                                                             seed=cfg.seed * 1000 + 17 * k, fresh_data=fresh_data)
+            if cfg.supervised_reference:
+                supervised, _, supervised_pred, supervised_errors = train_one(
+                    cfg, cfg.num_modes, train, test, mean, std, seed=cfg.seed * 1000 + 17 * cfg.num_modes,
+                    fresh_data=fresh_data, supervised=True)
+                supervised_true_errors = true_mode_errors(supervised, test, mean, std)
     finally:
         torch.set_num_threads(threads)
     k = cfg.num_modes
@@ -343,11 +386,30 @@ def run_modes_benchmark(cfg: BenchModesConfig) -> BenchModesResult:
         timeline_true=test.modes[:windows].tolist(),
         timeline_pred=mapping[preds[k][:windows]].tolist(),
     )
+    if cfg.supervised_reference:
+        result.supervised_reference = supervised_reference(
+            supervised_pred, supervised_errors, supervised_true_errors, test.modes, offsets,
+            runs[1].state_error if 1 in runs else math.nan)
     result.accuracy_goal_met = result.accuracy >= GOAL_ACCURACY
     result.error_ratio_goal_met = result.error_ratio >= GOAL_ERROR_RATIO
     if cfg.out_dir is not None:
         write_outputs(result, Path(cfg.out_dir))
     return result
+
+
+def supervised_reference(pred: Tensor, errors: Tensor, true_mode_errors: Tensor, modes: Tensor, offsets: Tensor,
+                         baseline_error: float) -> SupervisedReference:
+    right = pred == modes
+    at_switch = offsets == 0
+    return SupervisedReference(
+        accuracy=float(right.float().mean()),
+        switch_step_accuracy=float(right[at_switch].float().mean()) if bool(at_switch.any()) else math.nan,
+        error_true_modes=float(true_mode_errors.mean()), error_classifier=float(errors.mean()),
+        ratio_true_modes=baseline_error / max(float(true_mode_errors.mean()), 1e-12),
+        ratio_classifier=baseline_error / max(float(errors.mean()), 1e-12),
+        error_by_switch_distance={"true_modes": error_by_switch_distance(true_mode_errors, offsets),
+                                  "classifier": error_by_switch_distance(errors, offsets)},
+    )
 
 
 # ---- outputs ----------------------------------------------------------------------------------------

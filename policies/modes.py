@@ -253,25 +253,45 @@ class HybridModes(nn.Module):
         states, contacts = self.decode_all(out.latent.unsqueeze(1).expand(-1, self.cfg.num_modes, -1))
         return _select(states, out.mode), _select(contacts, out.mode), out.mode
 
+    @torch.no_grad()
+    def predict_in_mode(self, history: Tensor, mode: Tensor) -> Tensor:
+        """Next state [B, S] decoded by the given modes' experts (mu of each) instead of the argmax."""
+        mu, _ = self.encode(history)
+        states, _ = self.decode_all(mu)
+        return _select(states, mode)
+
     def dynamics_loss(
         self,
         history: Tensor,
         next_state: Tensor,
         next_contacts: Tensor,
         generator: torch.Generator | None = None,
+        true_modes: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """DHAL's auxiliary loss (DHAL.md §6.5) and detached statistics."""
+        """DHAL's auxiliary loss (DHAL.md §6.5) and detached statistics.
+
+        `true_modes` [B] (a diagnostic where labels exist, as on the SLDS benchmark; never in
+        training on the robot): every sample goes to its true mode's expert and the classifier
+        learns the labels by cross-entropy. It separates what the experts can do from what
+        unsupervised mode discovery achieves.
+        """
         cfg = self.cfg
         if next_state.shape != (history.shape[0], cfg.state_dim):
             raise ValueError(f"next_state must be [B, {cfg.state_dim}], got {tuple(next_state.shape)}")
         if next_contacts.shape != (history.shape[0], cfg.contact_dim):
             raise ValueError(f"next_contacts must be [B, {cfg.contact_dim}], got {tuple(next_contacts.shape)}")
+        if true_modes is not None and (true_modes.shape != (history.shape[0],) or bool(
+                ((true_modes < 0) | (true_modes >= cfg.num_modes)).any())):
+            raise ValueError(f"true_modes must be [B] mode indices in [0, {cfg.num_modes}), "
+                             f"got shape {tuple(true_modes.shape)}")
         logits = self.mode_logits(history)
         log_p = torch.log_softmax(logits, dim=-1)
         p = log_p.exp()
         # Drawn under every assignment: it feeds the occupancy statistics, and the generator then
         # yields the same eps whatever the assignment (so with K=1 both train alike).
         mode = torch.multinomial(p.detach(), 1, generator=generator).squeeze(-1)
+        if true_modes is not None:
+            mode = true_modes
         hard = F.one_hot(mode, cfg.num_modes).to(p.dtype)
 
         mu, logvar = self.encode(history)
@@ -285,7 +305,9 @@ class HybridModes(nn.Module):
         kl = -0.5 * (1.0 + logvar - mu.square() - logvar.exp()).sum(-1)  # [B, K]
 
         mixture_nll: Tensor | None = None
-        if cfg.assignment == "straight_through":
+        if true_modes is not None:
+            weights = hard
+        elif cfg.assignment == "straight_through":
             weights = hard - p.detach() + p  # forward: one-hot (exactly 0 off the selected mode); backward: identity
         else:  # posterior
             # kl_mean_over_modes averages over batch*K, a per-expert KL weight of kl_weight/K
@@ -304,6 +326,8 @@ class HybridModes(nn.Module):
 
         data_loss = (rec_loss + cfg.contact_weight * contact_loss + cfg.kl_weight * kl_loss
                      if mixture_nll is None else mixture_nll)
+        if true_modes is not None:
+            data_loss = data_loss + F.nll_loss(log_p, true_modes)
         loss = (
             data_loss
             + cfg.mode_entropy_weight * mode_entropy

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 RHOS = (0.5, 0.3, 0.7)  # spectral radius of A_k per mode
+NUM_MODES = len(RHOS)
 
 
 @dataclass

@@ -125,3 +125,20 @@ def test_bad_options_are_refused_before_any_work(option, message) -> None:
         run_modes_benchmark(BenchModesConfig.smoke(**option))
     assert message in str(error.value)
 
+
+
+def test_supervised_reference_is_reported_against_the_same_k1() -> None:
+    result = run_modes_benchmark(BenchModesConfig.smoke(seed=1, supervised_reference=True))
+    ref = result.supervised_reference
+    assert ref is not None and 0.0 <= ref.switch_step_accuracy <= 1.0 and ref.accuracy > result.chance_accuracy
+    assert ref.ratio_true_modes == pytest.approx(result.runs[1].state_error / ref.error_true_modes)
+    assert ref.ratio_classifier == pytest.approx(result.runs[1].state_error / ref.error_classifier)
+    assert set(ref.error_by_switch_distance) == {"true_modes", "classifier"}
+    assert "supervised reference" in result.summary()
+    plain = run_modes_benchmark(BenchModesConfig.smoke(seed=1))
+    assert plain.supervised_reference is None and plain.runs[3].loss_curve == result.runs[3].loss_curve
+
+
+def test_supervised_reference_needs_the_systems_mode_count() -> None:
+    with pytest.raises(ValueError, match="supervised_reference needs num_modes = the system's 3 modes, got 4"):
+        BenchModesConfig.smoke(num_modes=4, supervised_reference=True).validate()

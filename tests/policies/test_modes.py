@@ -146,6 +146,42 @@ def test_dynamics_loss_trains_the_classifier_and_only_the_selected_expert(seed: 
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_true_modes_train_the_labelled_experts_and_the_classifier_towards_the_labels(assignment: str) -> None:
+    cfg = replace(SMALL, assignment=assignment)
+    model = make(cfg)
+    history, next_state, contacts = batch(cfg, 6)
+    labels = torch.tensor([0, 2, 0, 2, 2, 0])  # expert 1 has no sample
+    loss, stats = model.dynamics_loss(history, next_state, contacts, generator=torch.Generator().manual_seed(0),
+                                      true_modes=labels)
+    loss.backward()
+    assert float(stats["occupancy_mode_0"]) == 0.5 and float(stats["occupancy_mode_1"]) == 0.0
+    assert grad_norm(model.vaes[0]) > 0 and grad_norm(model.vaes[2]) > 0 and grad_norm(model.vaes[1]) == 0.0
+    # The labels' cross-entropy: descent raises the logits of modes 0 and 2 over the unlabelled 1.
+    bias_grad = model.classifier[-1].bias.grad
+    assert bias_grad is not None and bias_grad[1] > 0 > min(float(bias_grad[0]), float(bias_grad[2]))
+
+
+@pytest.mark.parametrize("labels", [torch.tensor([0, 3]), torch.tensor([-1, 0]), torch.tensor([[0, 1]])])
+def test_bad_true_modes_are_a_clear_error(labels: torch.Tensor) -> None:
+    model = make(SMALL)
+    history, next_state, contacts = batch(SMALL, 2)
+    with pytest.raises(ValueError, match=r"true_modes must be \[B\] mode indices in \[0, 3\)"):
+        model.dynamics_loss(history, next_state, contacts, true_modes=labels)
+
+
+def test_predict_in_mode_decodes_with_the_given_experts() -> None:
+    model = make(SMALL).eval()
+    history, _, _ = batch(SMALL, 5)
+    state, _, argmax = model.predict(history)
+    assert torch.allclose(model.predict_in_mode(history, argmax), state)
+    other = (argmax + 1) % SMALL.num_modes
+    with torch.no_grad():
+        mu, _ = model.encode(history)
+        expected = torch.stack([model.vaes[int(m)].decode(mu[i, int(m)])[0] for i, m in enumerate(other)])
+    assert torch.allclose(model.predict_in_mode(history, other), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_classifier_gradient_prefers_the_expert_with_lower_loss(assignment: str) -> None:
     """Every assignment shows the gate every expert's loss, so descent raises p of the best expert."""
     cfg = replace(SMALL, assignment=assignment)
