@@ -12,7 +12,9 @@ on held-out sequences:
 * diagnostics: the noise floor (process_noise^2 * state_dim, the true model's expected error) and
   the ratio without it, the accuracy on switch steps (the first transition of a new mode) and each
   model's error at the switch step, one step from it, and elsewhere; with `eval_every`, held-out
-  accuracy and error during training.
+  accuracy and error during training;
+* with `supervised_reference`, a third model trained on the true modes, evaluated with the true
+  mode and with its own classifier: how good the experts are, and what choosing among them costs.
 
 Loss settings of the default run (all are options): the paper's KL weight beta = 1e-2 per sample
 for every K (`kl_mean_over_modes=False`: DHAL's code convention, 0.9 averaged over batch*K, would
