@@ -55,6 +55,8 @@ class BenchModesConfig(SLDSConfig):
     """Adam steps per model."""
     batch_size: int = 256
     learning_rate: float = 1e-3
+    cosine_decay: bool = False
+    """Decay the learning rate to 0 over `steps` (cosine) instead of keeping it constant."""
     num_modes: int = 3
     """Modes of the model under test (compared with K=1)."""
     kl_weight: float = 0.01
@@ -266,6 +268,7 @@ def train_one(cfg: BenchModesConfig, num_modes: int, train: SLDSData, test: SLDS
     torch.manual_seed(seed)
     model = HybridModes(cfg.modes_config(num_modes)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.steps) if cfg.cosine_decay else None
     generator = torch.Generator(device=device).manual_seed(seed + 1)
     index_generator = torch.Generator().manual_seed(seed + 2)
 
@@ -294,6 +297,8 @@ def train_one(cfg: BenchModesConfig, num_modes: int, train: SLDSData, test: SLDS
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        if schedule is not None:
+            schedule.step()
         acc_loss += float(stats["loss"])
         acc_mse += float(stats["selected_state_mse"])
         if (step + 1) % log_every == 0:

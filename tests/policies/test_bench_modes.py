@@ -142,3 +142,18 @@ def test_supervised_reference_is_reported_against_the_same_k1() -> None:
 def test_supervised_reference_needs_the_systems_mode_count() -> None:
     with pytest.raises(ValueError, match="supervised_reference needs num_modes = the system's 3 modes, got 4"):
         BenchModesConfig.smoke(num_modes=4, supervised_reference=True).validate()
+
+
+def test_cosine_decay_reaches_the_optimiser(monkeypatch) -> None:
+    rates: list[float] = []
+    step = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    cfg = BenchModesConfig.smoke(cosine_decay=True, baseline=False, steps=40)
+    run_modes_benchmark(cfg)
+    assert rates[0] == pytest.approx(cfg.learning_rate) and rates[-1] < 0.01 * cfg.learning_rate
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
