@@ -27,7 +27,6 @@ What was measured, what limits the ratio and every variant tried: docs/results/b
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -400,6 +399,8 @@ def run_modes_benchmark(cfg: BenchModesConfig) -> BenchModesResult:
     result.accuracy_goal_met = result.accuracy >= GOAL_ACCURACY
     result.error_ratio_goal_met = result.error_ratio >= GOAL_ERROR_RATIO
     if cfg.out_dir is not None:
+        from dhal.policies.bench_modes_outputs import write_outputs
+
         write_outputs(result, Path(cfg.out_dir))
     return result
 
@@ -417,57 +418,6 @@ def supervised_reference(pred: Tensor, errors: Tensor, true_mode_errors: Tensor,
         error_by_switch_distance={"true_modes": error_by_switch_distance(true_mode_errors, offsets),
                                   "classifier": error_by_switch_distance(errors, offsets)},
     )
-
-
-# ---- outputs ----------------------------------------------------------------------------------------
-def write_outputs(result: BenchModesResult, out_dir: Path) -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / "results.json"
-    payload = asdict(result)
-    payload["runs"] = {str(k): v for k, v in payload["runs"].items()}
-    json_path.write_text(json.dumps(payload, indent=1))
-    png_path = out_dir / "modes.png"
-    plot(result, png_path)
-    return json_path, png_path
-
-
-def plot(result: BenchModesResult, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = int(result.config["steps"])
-    fig, (ax_mse, ax_loss, ax_time) = plt.subplots(3, 1, figsize=(10, 10))
-    for k, run in sorted(result.runs.items()):
-        x = torch.linspace(steps / len(run.state_mse_curve), steps, len(run.state_mse_curve)).tolist()
-        (line,) = ax_mse.plot(x, run.state_mse_curve, label=f"K={k} train selected-state MSE (sampled z)")
-        if len(run.eval_curve) > 1:  # held-out error during training (eval_every)
-            ax_mse.plot([e[0] for e in run.eval_curve], [e[2] for e in run.eval_curve], "o-", color=line.get_color(),
-                        markersize=4, linewidth=1.5, label=f"K={k} held-out error, deterministic path")
-        ax_mse.axhline(run.state_error, color=line.get_color(), linestyle=":", linewidth=1.5,
-                       label=f"K={k} final held-out error: {run.state_error:.3f}")
-        ax_loss.plot(x, run.loss_curve, color=line.get_color(), label=f"K={k} total dynamics loss")
-    ax_mse.set_yscale("log")
-    ax_mse.set_ylabel("sum of squares over state dims")
-    title = f"next-state error (DHAL Fig. 7 metric); held-out ratio K=1/K={max(result.runs)}: {result.error_ratio:.2f}"
-    ax_mse.set_title(title)
-    ax_mse.legend(fontsize=7)
-    ax_loss.set_xlabel("Adam step")
-    ax_loss.set_title("total loss (includes -load_balance_weight * batch mode entropy, so it can be negative)")
-    ax_loss.legend(fontsize=7)
-    t = range(len(result.timeline_true))
-    ax_time.step(t, result.timeline_true, where="post", label="true mode", linewidth=2)
-    ax_time.step(t, [m + 0.08 for m in result.timeline_pred], where="post",
-                 label=f"argmax K={max(result.runs)} (relabelled)")
-    ax_time.set_yticks([0, 1, 2])
-    ax_time.set_xlabel("step in a held-out sequence")
-    ax_time.set_title(f"mode accuracy {result.accuracy:.3f} (chance {result.chance_accuracy:.3f}, "
-                      f"identifiable {result.oracle_accuracy:.3f})")
-    ax_time.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def main() -> None:
