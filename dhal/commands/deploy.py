@@ -56,10 +56,10 @@ def run_request(cfg: RequestConfig) -> str:
     from dhal.deploy import topics
 
     if cfg.request.startswith("estop"):
-        count = _publish_once(topics.ESTOP, Bool(data=cfg.request == "estop"), cfg.domain_id, cfg.wait_s)
+        delivery = _publish_once(topics.ESTOP, Bool(data=cfg.request == "estop"), cfg.domain_id, cfg.wait_s)
     else:
-        count = _publish_once(topics.OPERATOR, String(data=cfg.request), cfg.domain_id, cfg.wait_s)
-    return f"sent {cfg.request} to {count} subscriber(s)"
+        delivery = _publish_once(topics.OPERATOR, String(data=cfg.request), cfg.domain_id, cfg.wait_s)
+    return f"sent {cfg.request} to {delivery}"
 
 
 @dataclass
@@ -81,12 +81,13 @@ def run_cmd_vel(cfg: CmdVelConfig) -> str:
 
     message = Twist()
     message.linear.x, message.angular.z = float(cfg.vx), float(cfg.yaw_rate)
-    count = _publish_once(topics.CMD_VEL, message, cfg.domain_id, cfg.wait_s)
-    return f"sent vx {cfg.vx} m/s, yaw rate {cfg.yaw_rate} rad/s to {count} subscriber(s)"
+    delivery = _publish_once(topics.CMD_VEL, message, cfg.domain_id, cfg.wait_s)
+    return f"sent vx {cfg.vx} m/s, yaw rate {cfg.yaw_rate} rad/s to {delivery}"
 
 
-def _publish_once(topic: Topic, message: object, domain_id: int | None, wait_s: float) -> int:
-    """Publish one message once a subscriber is matched (or `wait_s` passed); the subscriber count."""
+def _publish_once(topic: Topic, message: object, domain_id: int | None, wait_s: float) -> str:
+    """Publish one message once a subscriber is matched (or `wait_s` passed); says to how many
+    subscribers, and whether they acknowledged it."""
     from rclpy.duration import Duration
     from rclpy.node import Node
 
@@ -107,11 +108,12 @@ def _publish_once(topic: Topic, message: object, domain_id: int | None, wait_s: 
             # reader's side of discovery time to finish, then wait for every reader's acknowledgement.
             time.sleep(DISCOVERY_SETTLE_S)
         publisher.publish(message)
-        publisher.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
+        acknowledged = publisher.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
         node.destroy_node()
     finally:
         context.try_shutdown()
-    return subscribers
+    unacknowledged = "" if acknowledged or not subscribers else f", NOT acknowledged within {ACK_TIMEOUT_S:g} s"
+    return f"{subscribers} subscriber(s){unacknowledged}"
 
 
 @dataclass

@@ -188,7 +188,8 @@ def test_operator_requests_from_the_command_line_damp_and_reset(rig):
         assert done.returncode == 0, done.stderr
         return done.stdout
 
-    assert "1 subscriber" in request("cmd-vel", "--vx", "1.0", "--yaw-rate", "0.3")
+    sent = request("cmd-vel", "--vx", "1.0", "--yaw-rate", "0.3")
+    assert "1 subscriber" in sent and "NOT acknowledged" not in sent, sent
     time.sleep(0.5)  # a few policy steps with the command
     assert "1 subscriber" in request("request", "damp")
     observer.wait_for(lambda: observer.fsm[-1] == FsmState.DAMPING, 10, "damping on request")
@@ -201,3 +202,10 @@ def test_operator_requests_from_the_command_line_damp_and_reset(rig):
     assert stop(processes["policy"]) == 0
     commands = read_log(next((tmp_path / "logs").glob("dhal_policy_*.mcap"))).steps.command
     assert np.allclose(commands[-1], [1.0, 0.0, 0.3])  # held since it was sent
+
+
+def test_a_request_nobody_hears_says_so():
+    from dhal.commands.deploy import RequestConfig, run_request
+
+    said = run_request(RequestConfig("damp", domain_id=DOMAIN + 60, wait_s=0.3))  # a domain with no node
+    assert said == "sent damp to 0 subscriber(s)"
