@@ -283,8 +283,8 @@ def train_one(cfg: BenchModesConfig, num_modes: int, train: SLDSData, test: SLDS
     test_dev = SLDSData(test.histories.to(device), test.next_state.to(device), test.next_contacts.to(device),
                         test.modes, test.identifiable, test.sequence_shape)
     start = time.perf_counter()
-    bar = tqdm(range(cfg.steps), desc=f"K={num_modes}" + (" supervised" if supervised else ""), disable=not cfg.progress, dynamic_ncols=True,
-               mininterval=0.5)
+    bar = tqdm(range(cfg.steps), desc=f"K={num_modes}" + (" supervised" if supervised else ""),
+               disable=not cfg.progress, dynamic_ncols=True, mininterval=0.5)
     for step in bar:
         if fresh_data is not None and cfg.fresh_data_every > 0 and step > 0 and step % cfg.fresh_data_every == 0:
             hist_all, state_all, contact_all, modes_all = upload(fresh_data(step // cfg.fresh_data_every))
@@ -351,12 +351,17 @@ def run_modes_benchmark(cfg: BenchModesConfig) -> BenchModesResult:
             def fresh_data(i: int) -> SLDSData:
                 return make_dataset(cfg, system, cfg.train_sequences, torch.Generator().manual_seed(cfg.seed * 7919 + i))
 
+            def model_seed(num_modes: int) -> int:
+                return cfg.seed * 1000 + 17 * num_modes
+
             for k in (cfg.num_modes, 1) if cfg.baseline else (cfg.num_modes,):
                 _, runs[k], preds[k], errors[k] = train_one(cfg, k, train, test, mean, std,
-                                                            seed=cfg.seed * 1000 + 17 * k, fresh_data=fresh_data)
+                                                            seed=model_seed(k), fresh_data=fresh_data)
             if cfg.supervised_reference:
+                # The unsupervised K-mode model's seed: the same initialisation, data and draws,
+                # so the two differ only in being told the modes.
                 supervised, _, supervised_pred, supervised_errors = train_one(
-                    cfg, cfg.num_modes, train, test, mean, std, seed=cfg.seed * 1000 + 17 * cfg.num_modes,
+                    cfg, cfg.num_modes, train, test, mean, std, seed=model_seed(cfg.num_modes),
                     fresh_data=fresh_data, supervised=True)
                 supervised_true_errors = true_mode_errors(supervised, test, mean, std)
     finally:
@@ -409,12 +414,13 @@ def supervised_reference(pred: Tensor, errors: Tensor, true_mode_errors: Tensor,
                          baseline_error: float) -> SupervisedReference:
     right = pred == modes
     at_switch = offsets == 0
+    error_true, error_classifier = float(true_mode_errors.mean()), float(errors.mean())
     return SupervisedReference(
         accuracy=float(right.float().mean()),
         switch_step_accuracy=float(right[at_switch].float().mean()) if bool(at_switch.any()) else math.nan,
-        error_true_modes=float(true_mode_errors.mean()), error_classifier=float(errors.mean()),
-        ratio_true_modes=baseline_error / max(float(true_mode_errors.mean()), 1e-12),
-        ratio_classifier=baseline_error / max(float(errors.mean()), 1e-12),
+        error_true_modes=error_true, error_classifier=error_classifier,
+        ratio_true_modes=baseline_error / max(error_true, 1e-12),
+        ratio_classifier=baseline_error / max(error_classifier, 1e-12),
         error_by_switch_distance={"true_modes": error_by_switch_distance(true_mode_errors, offsets),
                                   "classifier": error_by_switch_distance(errors, offsets)},
     )

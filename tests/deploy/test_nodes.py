@@ -197,8 +197,8 @@ def test_operator_requests_from_the_command_line_damp_and_reset(rig):
     # PASSIVE, and with --auto-start-after-s straight on to standing up (and, on a slow machine
     # where the request tool takes seconds to return, on to POLICY) again.
     observer.wait_for(lambda: observer.fsm[-1] != FsmState.DAMPING, 10, "leaving damping after the reset")
-    after_reset = observer.fsm[len(observer.fsm) - observer.fsm[::-1].index(FsmState.DAMPING):]
-    assert after_reset[0] in (FsmState.PASSIVE, FsmState.STAND_UP), observer.fsm  # never straight to POLICY
+    last_damping = max(i for i, state in enumerate(observer.fsm) if state == FsmState.DAMPING)
+    assert observer.fsm[last_damping + 1] in (FsmState.PASSIVE, FsmState.STAND_UP), observer.fsm  # never to POLICY
     assert stop(processes["policy"]) == 0
     commands = read_log(next((tmp_path / "logs").glob("dhal_policy_*.mcap"))).steps.command
     assert np.allclose(commands[-1], [1.0, 0.0, 0.3])  # held since it was sent
