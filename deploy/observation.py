@@ -124,8 +124,8 @@ class ObservationBuilder:
                                               as_row(signals.joint_pos), as_row(signals.joint_vel))
         values = observations.frame_values(proprio, commands, self.last_action, phase, self.default_pose)
         frame = self.contract.build_frame(values)
-        refill = torch.tensor([0]) if self._refill else None
-        self.history = observations.push_frame(self.history, frame, refill)
+        fresh = torch.tensor([True]) if self._refill else None
+        self.history = observations.push_frame(self.history, frame, fresh)
         self._refill = False
         return self.history.reshape(-1).numpy().copy()
 

@@ -136,6 +136,8 @@ class Contract:
         if key not in cache:
             if kind == "scale":
                 value = torch.cat([self.term(n).scale_tensor(device) for n in terms])
+            elif kind == "default_pose":  # cached: a fresh host tensor per step would sync a GPU
+                value = torch.tensor(self.default_pose, dtype=torch.float32, device=device)
             elif kind == "noise":
                 value = torch.cat([torch.full((self.term(n).size,), self.term(n).noise_std, device=device) for n in terms])
             else:  # "dynamics": positions of the dynamics terms inside a full frame
@@ -175,13 +177,17 @@ class Contract:
         return (raw * self._vector("scale", terms, raw.device)).clamp(-self.observation_clip, self.observation_clip)
 
     def build_frames(
-        self, values: Mapping[str, torch.Tensor], generator: torch.Generator | None = None
+        self, values: Mapping[str, torch.Tensor], generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(noisy, clean) full frames from one set of values, sharing the concatenation."""
+        """(noisy, clean) full frames from one set of values, sharing the concatenation. The
+        noise is drawn from `generator`, or given as a standard-normal `noise` [B, frame_size]."""
         raw = self._raw(values, self.term_names)
         scale = self._vector("scale", self.term_names, raw.device)
         sigma = self._vector("noise", self.term_names, raw.device)
-        noisy = raw + sigma * torch.randn(raw.shape, generator=generator, device=raw.device)
+        if noise is None:
+            noise = torch.randn(raw.shape, generator=generator, device=raw.device)
+        noisy = raw + sigma * noise
         clip = self.observation_clip
         return (noisy * scale).clamp(-clip, clip), (raw * scale).clamp(-clip, clip)
 
@@ -197,7 +203,7 @@ class Contract:
         """Joint position targets for actions [B, n]: default pose + scale * clipped action."""
         if actions.shape[-1] != self.num_joints:
             raise ValueError(f"actions have {actions.shape[-1]} entries, contract has {self.num_joints} joints")
-        default = torch.tensor(self.default_pose, dtype=actions.dtype, device=actions.device)
+        default = self._vector("default_pose", (), actions.device).to(actions.dtype)
         clipped = actions.clamp(-self.action_limit, self.action_limit)
         return default + self.action_scale * clipped
 

@@ -350,7 +350,14 @@ class DHALRunner(OnPolicyRunner):
             torch.cuda.set_device(process.local_rank)
 
     # ---- loop ------------------------------------------------------------------------------------
-    def learn(self, num_learning_iterations: int, init_at_random_ep_len: bool = False) -> None:
+    def learn(self, num_learning_iterations: int, init_at_random_ep_len: bool = False,
+              time_limit_s: float | None = None) -> None:
+        """rsl-rl's loop with checkpoints at the interval and at the end, a progress bar, and an
+        optional wall-clock limit: training stops after the iteration that passes `time_limit_s`
+        (every process of a multi-process run stops at the same iteration)."""
+        if time_limit_s is not None and time_limit_s < 0:
+            raise ValueError(f"time_limit_s must be >= 0, got {time_limit_s}")
+        started = time.monotonic()
         if init_at_random_ep_len:
             self.env.episode_length_buf = torch.randint_like(
                 self.env.episode_length_buf, high=int(self.env.max_episode_length))
@@ -394,6 +401,8 @@ class DHALRunner(OnPolicyRunner):
                     f"iter {it + 1}/{total_it}, reward {'-' if reward is None else f'{reward:.2f}'}, "
                     f"collect {collect_time:.1f}s, learn {learn_time:.1f}s", refresh=False)
                 bar.update(1)
+                if time_limit_s is not None and self._out_of_time(time.monotonic() - started > time_limit_s):
+                    break
         finally:
             bar.close()
             # Also after an interrupt or an error: keep what the completed iterations learned.
@@ -401,6 +410,14 @@ class DHALRunner(OnPolicyRunner):
                     and self.current_learning_iteration > start_it:
                 self.save(checkpoint_dir / checkpoint_name(self.current_learning_iteration))
             self.logger.close()
+
+    def _out_of_time(self, expired: bool) -> bool:
+        """Whether to stop; in a multi-process run, whether any process's clock has expired."""
+        if not self.is_distributed:
+            return expired
+        flag = torch.tensor([float(expired)], device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
 
     # ---- checkpoints -------------------------------------------------------------------------------
     def save(self, path: str | Path, infos: dict | None = None) -> None:

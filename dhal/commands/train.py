@@ -66,6 +66,9 @@ class TrainCommandConfig:
     """Continue from this checkpoint, or from the newest model_<k>.pt of this run folder."""
     save_interval: int | None = None
     """Iterations between checkpoints; default: the preset's (a final one is always written)."""
+    time_limit: float | None = None
+    """Stop after the iteration that passes this many seconds of training (then --iterations is
+    an upper bound), with the final checkpoint as usual: for runs sized by a machine's lease."""
     verbose: bool = False
     """Also print rsl-rl's per-iteration console block."""
     progress: bool = True
@@ -99,6 +102,8 @@ def run(cfg: TrainCommandConfig) -> TrainOutputs:
         raise CommandError("--num-envs must be >= 1")
     if cfg.save_interval is not None and cfg.save_interval < 1:
         raise CommandError("--save-interval must be >= 1")
+    if cfg.time_limit is not None and cfg.time_limit < 0:
+        raise CommandError("--time-limit must be >= 0 seconds")
 
     saved: dict[str, Any] = {}
     checkpoint = None
@@ -192,7 +197,8 @@ def run(cfg: TrainCommandConfig) -> TrainOutputs:
             atomic_write_json(run_config, run_dir / CONFIG_NAME)
         first = runner.current_learning_iteration
         try:
-            runner.learn(cfg.iterations, init_at_random_ep_len=train_cfg.init_at_random_ep_len)
+            runner.learn(cfg.iterations, init_at_random_ep_len=train_cfg.init_at_random_ep_len,
+                         time_limit_s=cfg.time_limit)
         except KeyboardInterrupt:
             saved_note = f"checkpoint {runner.last_saved}" if runner.last_saved else "no checkpoint written"
             raise CommandError(f"interrupted after iteration {runner.current_learning_iteration} ({saved_note}); "

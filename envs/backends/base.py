@@ -81,10 +81,18 @@ class Simulator(Protocol):
     num_envs: int
     device: torch.device
 
-    def step(self, ctrl: torch.Tensor, nsteps: int = 1, update_derived: bool = True) -> None:
+    def step(self, ctrl: torch.Tensor, nsteps: int = 1, update_derived: bool = True, check: bool = True) -> None:
         """Write ctrl [N, nu] and advance every environment by nsteps physics steps. Pass
         update_derived=False for all but the last call of a control step: derived fields
-        (sites, bodies, sensors) are then only guaranteed current after the last call."""
+        (sites, bodies, sensors) are then only guaranteed current after the last call.
+        With check=False, divergence and buffer overflows are reported by the next `check()`
+        instead of here (diverged envs may read NaN until then)."""
+        ...
+
+    def check(self) -> None:
+        """Raise what the steps and resets since the last check found: `SimulationDiverged`
+        (those envs are back at the model defaults) or a backend's capacity error. On a GPU this
+        is the host synchronisation, so a caller can queue more work before paying for it."""
         ...
 
     def read(self) -> SimState:
@@ -92,11 +100,13 @@ class Simulator(Protocol):
         ...
 
     def set_state(
-        self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor, ctrl: torch.Tensor | None = None
+        self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor, ctrl: torch.Tensor | None = None,
+        check: bool = True,
     ) -> None:
         """Reset the given envs to (qpos, qvel), clearing warm-starts. With `ctrl` [n, nu], the
         controls are set and each delayed actuator's control history is filled with them, so
-        a delay applies these controls, not zeros, right after the reset."""
+        a delay applies these controls, not zeros, right after the reset. check=False defers
+        problems to the next `check()`, as for `step`."""
         ...
 
     def set_qvel(self, env_ids: torch.Tensor, qvel: torch.Tensor) -> None:

@@ -205,23 +205,41 @@ class MujocoBatchSimulator:
         self._render_model: mujoco.MjModel | None = None
         self._render_data: mujoco.MjData | None = None
 
+        self._pending: tuple[list[int], str] | None = None  # a divergence for check() to raise
         b.reset(None)  # model defaults, then mj_forward: derived fields are populated
 
     # ------------------------------------------------------------------ stepping
-    def step(self, ctrl: torch.Tensor, nsteps: int = 1, update_derived: bool = True) -> None:
+    def step(self, ctrl: torch.Tensor, nsteps: int = 1, update_derived: bool = True, check: bool = True) -> None:
         """Write ctrl [N, nu] and advance every env by nsteps substeps. With update_derived the
-        configured stages are computed at the new state (positions current after the call)."""
+        configured stages are computed at the new state (positions current after the call).
+        With check=False a divergence is raised by the next `check()` instead."""
         self._ctrl_t.copy_(ctrl)
         stage = self._stage if update_derived else int(mujoco.mjtStage.mjSTAGE_NONE)
         try:
             self.batch.step(None, int(nsteps), stage)
         except mjbatch.SimulationError as err:
             diverged = self._check_bad_state()
-            ids = sorted(set(int(i) for i in err.ids) | set(diverged))
-            raise SimulationDiverged(ids, str(err)) from err
-        diverged = self._check_bad_state()
-        if diverged:
-            raise SimulationDiverged(diverged, self._bad_state_message(diverged))
+            self._defer(sorted(set(int(i) for i in err.ids) | set(diverged)), str(err))
+        else:
+            diverged = self._check_bad_state()
+            if diverged:
+                self._defer(diverged, self._bad_state_message(diverged))
+        if check:
+            self.check()
+
+    def _defer(self, env_ids: list[int], message: str) -> None:
+        """Keep a divergence for `check()`, merged with one already pending."""
+        if self._pending is not None:
+            env_ids = sorted(set(self._pending[0]) | set(env_ids))
+            message = f"{self._pending[1]}; then {message}"
+        self._pending = (env_ids, message)
+
+    def check(self) -> None:
+        """Raise the divergence an unchecked step or reset found (MuJoCo has already reset those
+        envs); nothing to synchronise on the CPU."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            raise SimulationDiverged(*pending)
 
     def _check_bad_state(self) -> list[int]:
         """Envs whose bad-state warning counters rose since the last check."""
@@ -298,7 +316,8 @@ class MujocoBatchSimulator:
         return values if order is None else values[order]
 
     def set_state(
-        self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor, ctrl: torch.Tensor | None = None
+        self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor, ctrl: torch.Tensor | None = None,
+        check: bool = True,
     ) -> None:
         """Reset the given envs (time, warm-start, act, ctrl, forces, eq_active to the model's
         defaults), write qpos/qvel ([n, nq] / [n, nv], or one row for all) and, if given, ctrl
@@ -323,7 +342,9 @@ class MujocoBatchSimulator:
         try:
             self.batch.forward(ids)
         except mjbatch.SimulationError as err:
-            raise SimulationDiverged([int(i) for i in err.ids], str(err)) from err
+            self._defer([int(i) for i in err.ids], str(err))
+        if check:
+            self.check()
         # a bad qpos/qvel is reported (and reset by MuJoCo) at the next step
 
     def set_qvel(self, env_ids: torch.Tensor, qvel: torch.Tensor) -> None:

@@ -159,10 +159,10 @@ class MujocoWarpSimulator:
                     "actuator_force", "eq_active", "overflow", "nefc", "nacon", "ncollision", "history",
                 )
             }  # fmt: skip
-            self._ctrl_history = [
-                (actuator, torch.as_tensor(columns, device=self.device))
-                for actuator, columns in ctrl_history_columns(self.model)
-            ]
+            # every stored control value of every delayed actuator: history column -> actuator
+            pairs = [(actuator, column) for actuator, columns in ctrl_history_columns(self.model) for column in columns]
+            self._history_actuator = torch.tensor([a for a, _ in pairs], dtype=torch.long, device=self.device)
+            self._history_columns = torch.tensor([c for _, c in pairs], dtype=torch.long, device=self.device)
             self._reset_mask_wp = wp.zeros(self.num_envs, dtype=bool)
             self._reset_mask = wp.to_torch(self._reset_mask_wp)
             # acceleration-stage sensor columns: kept across step1, cleared before a bare step2
@@ -188,7 +188,7 @@ class MujocoWarpSimulator:
         self._stage1_valid = True
         if self._use_graphs:
             self._capture()
-        self._check()
+        self.check()
 
     # ------------------------------------------------------------------ warp programs
     def _program(self, name: str) -> None:
@@ -238,9 +238,10 @@ class MujocoWarpSimulator:
                     self._program(name)
 
     # ------------------------------------------------------------------ stepping
-    def step(self, ctrl: torch.Tensor, nsteps: int = 1, update_derived: bool = True) -> None:
+    def step(self, ctrl: torch.Tensor, nsteps: int = 1, update_derived: bool = True, check: bool = True) -> None:
         """Write ctrl [N, nu] and advance every env by nsteps substeps. With update_derived,
-        positions, sites, bodies and position/velocity sensors are current after the call."""
+        positions, sites, bodies and position/velocity sensors are current after the call.
+        check=False only queues the work: divergence and overflow are raised by `check()`."""
         nsteps = int(nsteps)
         if nsteps < 1:
             raise ValueError(f"nsteps must be at least 1, got {nsteps}")
@@ -253,10 +254,12 @@ class MujocoWarpSimulator:
         if update_derived:
             self._launch("derive")
         self._stage1_valid = update_derived
-        self._check()
+        if check:
+            self.check()
 
-    def _check(self) -> None:
-        """Raise on divergence or capacity overflow (one host sync)."""
+    def check(self) -> None:
+        """Raise on divergence or capacity overflow since the last check (one host sync). Warp's
+        overflow flags are sticky, so an unchecked reset's overflow is still seen here."""
         t = self._t
         bad_pos = ~(t["qpos"].abs() < _MAXVAL).all(dim=1)  # NaN compares False
         bad_vel = ~(t["qvel"].abs() < _MAXVAL).all(dim=1)
@@ -401,7 +404,8 @@ class MujocoWarpSimulator:
         self._launch("reset")
 
     def set_state(
-        self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor, ctrl: torch.Tensor | None = None
+        self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor, ctrl: torch.Tensor | None = None,
+        check: bool = True,
     ) -> None:
         """Reset the given envs (time, warm-start, act, ctrl, forces, eq_active to the model's
         defaults), write qpos/qvel ([n, nq] / [n, nv], or one row for all) and, if given, ctrl
@@ -418,12 +422,12 @@ class MujocoWarpSimulator:
         if ctrl is not None:
             ctrl_rows = self._rows(ctrl, n, self.info.nu)
             self._t["ctrl"][ids] = ctrl_rows
-            history = self._t["history"]
-            for actuator, columns in self._ctrl_history:
-                history[ids.unsqueeze(-1), columns] = ctrl_rows[:, actuator : actuator + 1]
+            if self._history_columns.numel():  # one write for all actuators' stored controls
+                self._t["history"][ids.unsqueeze(-1), self._history_columns] = ctrl_rows[:, self._history_actuator]
         self._launch("forward")  # all worlds (Warp has no per-world forward); same result
         self._stage1_valid = True
-        self._check()
+        if check:
+            self.check()
         # a bad qpos/qvel shows up as a divergence at the next step, as on the CPU backend
 
     def set_qvel(self, env_ids: torch.Tensor, qvel: torch.Tensor) -> None:
@@ -478,7 +482,7 @@ class MujocoWarpSimulator:
             mjw.set_const(self.wp_model, self.wp_data)
         self._launch("forward")
         self._stage1_valid = True
-        self._check()
+        self.check()
 
     # ------------------------------------------------------------------ diagnostics
     def warning_counts(self) -> dict[str, int]:

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 import torch
 
+from dhal.envs.contract import Contract
 from dhal.envs.math import quat_rotate_inverse, quat_to_rpy
 from dhal.envs.robots import go1
+from dhal.envs.skateboard.rewards import PUSHING
 from dhal.envs.skateboard.state import SkateState
 
 HEIGHT_SCAN_POINTS = 17 * 11
@@ -84,14 +86,54 @@ def frame_values(
     }
 
 
-def push_frame(history: torch.Tensor, frame: torch.Tensor, refill: torch.Tensor | None) -> torch.Tensor:
-    """The history [N, H, F] (oldest first) after adding `frame` [N, F]: shifted in, or, for the
-    envs in `refill` (fresh episodes), every slot set to it. Returns a new tensor for the shift and
-    writes in place for a refill, as the env's buffers expect."""
-    if refill is None:
+def push_frame(history: torch.Tensor, frame: torch.Tensor, fresh: torch.Tensor | None) -> torch.Tensor:
+    """The history [N, H, F] (oldest first) after adding `frame` [N, F]: shifted in for every env,
+    or, with `fresh` ([N] bool, fresh episodes), every slot of those envs set to the frame and the
+    other envs left as they are. Always a new tensor."""
+    if fresh is None:
         return torch.cat((history[:, 1:], frame.unsqueeze(1)), dim=1)
-    history[refill] = frame[refill].unsqueeze(1).expand(-1, history.shape[1], -1)
-    return history
+    return torch.where(fresh[:, None, None], frame.unsqueeze(1).expand_as(history), history)
+
+
+@dataclass
+class Observed:
+    clean_frame: torch.Tensor  # [N, F] without noise: what the dynamics model predicts
+    history: torch.Tensor  # [N, H, F] noisy frames, newest last: the actor's input
+    privileged: torch.Tensor  # [N, P] the critic's input
+
+
+def observe(
+    contract: Contract,
+    critic: str,
+    s: SkateState,
+    *,
+    commands: torch.Tensor,
+    last_action: torch.Tensor,
+    phase_input: torch.Tensor,
+    default_pose: torch.Tensor,
+    noise: torch.Tensor | None,
+    domain: DomainParams,
+    contact_history: torch.Tensor,
+    foot_contact: torch.Tensor,
+    wheel_contact: torch.Tensor,
+    history: torch.Tensor,
+    fresh: torch.Tensor | None,
+) -> Observed:
+    """Every observation of one state, as a pure function of tensors (the env compiles it on
+    GPUs). `noise` is a standard-normal draw [N, F] for the frame (None: no noise); `history` and
+    `fresh` as for `push_frame`."""
+    signals = ProprioSignals(s.base_quat, s.base_ang_vel_b, s.joint_pos, s.joint_vel)
+    values = frame_values(signals, commands, last_action, phase_input, default_pose)
+    if noise is None:
+        noisy = clean = contract.build_frame(values)
+    else:
+        noisy, clean = contract.build_frames(values, noise=noise)
+    history = push_frame(history, noisy, fresh)
+    if critic == "full":
+        privileged = full_privileged(s, clean, domain, contact_history, history[:, :-1], PUSHING)
+    else:
+        privileged = lean_privileged(s, clean, domain, foot_contact, wheel_contact)
+    return Observed(clean, history, privileged)
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:

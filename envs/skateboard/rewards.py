@@ -8,8 +8,7 @@ and gates use a normalised low-pass filter (see ClockConfig).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -43,11 +42,15 @@ class RewardContext:
     default_pose: torch.Tensor  # [12]
     glide_pose: torch.Tensor  # [12]
     dt: float
+    _marker_distance: torch.Tensor | None = field(default=None, repr=False)
 
-    @cached_property
+    @property
     def marker_distance(self) -> torch.Tensor:
-        """[N, 4] distance of each foot centre to its marker (shared by three glide terms)."""
-        return torch.linalg.vector_norm(self.state.marker_pos - self.state.foot_pos, dim=-1)
+        """[N, 4] distance of each foot centre to its marker (shared by three glide terms).
+        Memoised by hand: functools.cached_property takes a lock torch.compile cannot trace."""
+        if self._marker_distance is None:
+            self._marker_distance = torch.linalg.vector_norm(self.state.marker_pos - self.state.foot_pos, dim=-1)
+        return self._marker_distance
 
 
 # ---- foot geometry helpers --------------------------------------------------------------------

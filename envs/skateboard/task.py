@@ -13,6 +13,7 @@ import torch
 
 from dhal.envs.api import StepResult
 from dhal.envs.backends.base import SimulationDiverged, Simulator
+from dhal.envs.compilation import compile_enabled, maybe_compile
 from dhal.envs.contract import Contract, go1_contract
 from dhal.envs.robots import go1
 from dhal.envs.skateboard import clock, commands, events, observations, rewards, terminations
@@ -65,6 +66,12 @@ class SkateboardEnv:
                 obs_cfg.critic, self.contract.frame_size, obs_cfg.history_length, obs_cfg.contact_history_length),
         }
         self.reward_table = rewards.RewardTable(cfg.rewards, self.step_dt, self.device)
+        # the pure per-step functions, compiled on GPUs (SimConfig.compile)
+        self.compiled = compile_enabled(cfg.sim.compile, self.device)
+        self._derive = maybe_compile(derive_state, self.compiled)
+        self._rewards = maybe_compile(self.reward_table.compute, self.compiled)
+        self._terminations = maybe_compile(terminations.check_terminations, self.compiled)
+        self._observe = maybe_compile(observations.observe, self.compiled)
         self._allocate_buffers()
         self.actuator_delay = self._delay_field()
         self.set_randomization_scale(events.curriculum_scale(cfg.randomization.curriculum, 0))
@@ -116,7 +123,7 @@ class SkateboardEnv:
     def reset(self, env_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         ids = torch.arange(self.num_envs, device=self.device) if env_ids is None else env_ids.to(self.device).long()
         self._reset_envs(ids)
-        self.state = derive_state(self.sim.read(), self.idx)
+        self.state = self._derive(self.sim.read(), self.idx)
         self._obs = self._build_observations(self.state, refill=ids)
         return self.observations()
 
@@ -124,8 +131,8 @@ class SkateboardEnv:
         actions = self._check_actions(actions)
         self.last_actions = self.actions
         self.actions = actions.clamp(self.action_low, self.action_high)
-        diverged = self._simulate(self.contract.joint_targets(self.actions))
-        s = derive_state(self.sim.read(), self.idx)
+        self._simulate(self.contract.joint_targets(self.actions))
+        s = self._derive(self.sim.read(), self.idx)
         self.state = s
         self.episode_length_buf += 1
         self.common_step_counter += 1
@@ -136,12 +143,10 @@ class SkateboardEnv:
         phase = self._phase()
         clock.update_gates(self.gates, clock.phase_indicators(phase, self.commands, self.cfg.clock), self.cfg.clock)
 
-        breakdown = self.reward_table.compute(self._reward_context(s), self.gates)
-        self.episode_sums += breakdown.term_values
-        reasons = terminations.check_terminations(s, self.cfg.terminations)
-        reasons["diverged"] = diverged
-        terminated = torch.stack(tuple(reasons.values()), dim=-1).any(-1)
-        truncated = (self.episode_length_buf >= self.max_episode_length) & ~terminated
+        breakdown = self._rewards(self._reward_context(s), self.gates)
+        sums_before = self.episode_sums
+        self.episode_sums = self.episode_sums + breakdown.term_values
+        reasons = self._terminations(s, self.cfg.terminations)
 
         metrics = self._metrics(s, phase)
         self.last_joint_vel, self.last_torques = s.joint_vel, s.joint_torque
@@ -155,13 +160,22 @@ class SkateboardEnv:
             "next_state": self.contract.dynamics_from_frame(self._clean_frame),
             "next_contacts": self.foot_contact[:, self.free_feet].float(),
         }
+        # Everything above is queued without waiting for the physics; this is the step's one
+        # host synchronisation (on a GPU), so the launches overlap the simulation.
+        diverged = self._diverged_envs()
+        if diverged is not None:
+            self._discard_diverged(diverged, sums_before, breakdown, metrics, dynamics_targets)
+        reasons["diverged"] = self._mask(diverged)
+        terminated = torch.stack(tuple(reasons.values()), dim=-1).any(-1)
+        truncated = (self.episode_length_buf >= self.max_episode_length) & ~terminated
+
         done_ids = (terminated | truncated).nonzero().squeeze(-1)
         extras: dict = {}
         if len(done_ids) > 0:
             extras["final_observations"] = self.observations()
             extras["log"] = self._episode_log(done_ids, reasons)
-            self._reset_envs(done_ids)
-            self.state = derive_state(self.sim.read(), self.idx)
+            self._reset_envs(done_ids, check=False)  # checked with the next step's physics
+            self.state = self._derive(self.sim.read(), self.idx)
             self._obs = self._build_observations(self.state, refill=done_ids)
         extras.update(
             reward_groups=breakdown.groups, reward_group_names=self.reward_group_names,
@@ -191,9 +205,9 @@ class SkateboardEnv:
             raise ValueError(f"non-finite actions for envs {bad}")
         return actions
 
-    def _simulate(self, targets: torch.Tensor) -> torch.Tensor:
-        """One control step of physics with this step's per-env command delay; envs whose
-        physics fails are flagged and put back in a reset pose."""
+    def _simulate(self, targets: torch.Tensor) -> None:
+        """Queue one control step of physics with this step's per-env command delay; whether it
+        diverged is asked later (`_diverged_envs`)."""
         delay = events.sample_delay_substeps(self.num_envs, self.delay_range_s, self.cfg.sim.physics_dt,
                                              self.cfg.sim.decimation, self.generator, self.device)
         # MuJoCo applies each actuator's control from `delay` seconds ago (its control history),
@@ -201,14 +215,32 @@ class SkateboardEnv:
         self.actuator_delay[:, self.idx.actuators] = (delay * self.cfg.sim.physics_dt).unsqueeze(-1).to(
             self.actuator_delay.dtype)
         self.ctrl[:, self.idx.actuators] = targets
-        diverged = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        self.sim.step(self.ctrl, self.cfg.sim.decimation, check=False)
+
+    def _diverged_envs(self) -> torch.Tensor | None:
+        """Ids of the envs whose physics failed in this step (the backend has reset them to the
+        model defaults; they end their episodes here), or None."""
         try:
-            self.sim.step(self.ctrl, self.cfg.sim.decimation)
+            self.sim.check()
         except SimulationDiverged as err:
-            bad = torch.tensor(err.env_ids, dtype=torch.long, device=self.device)
-            diverged[bad] = True
-            self._set_pose(bad)
-        return diverged
+            return torch.tensor(err.env_ids, dtype=torch.long, device=self.device)
+        return None
+
+    def _mask(self, ids: torch.Tensor | None) -> torch.Tensor:
+        mask = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        if ids is not None:
+            mask[ids] = True
+        return mask
+
+    def _discard_diverged(self, ids: torch.Tensor, sums_before: torch.Tensor, breakdown: rewards.RewardBreakdown,
+                          metrics: dict[str, torch.Tensor], dynamics_targets: dict[str, torch.Tensor]) -> None:
+        """This step's values of diverged envs came from a broken state (NaN on some backends):
+        they earn nothing, keep their episode sums, and their observations and targets are
+        zeroed until the reset rebuilds them."""
+        self.episode_sums[ids] = sums_before[ids]
+        for values in (breakdown.groups, breakdown.term_values, *metrics.values(),
+                       *dynamics_targets.values(), *self._obs.values()):
+            values[ids] = 0.0
 
     def _update_contacts(self, s: SkateState) -> None:
         obs_cfg = self.cfg.observations
@@ -235,10 +267,12 @@ class SkateboardEnv:
         )
 
     def _resample_commands(self) -> None:
+        # Masked rather than indexed: drawing N fresh commands costs less than asking the GPU
+        # which envs are due.
         steps = int(round(self.cfg.commands.resample_s / self.step_dt))
-        ids = commands.resample_due(self.episode_length_buf, steps).nonzero().squeeze(-1)
-        if len(ids) > 0:
-            self.commands[ids] = commands.sample_commands(len(ids), self.cfg.commands, self.generator, self.device)
+        due = commands.resample_due(self.episode_length_buf, steps).unsqueeze(-1)
+        fresh = commands.sample_commands(self.num_envs, self.cfg.commands, self.generator, self.device)
+        self.commands.copy_(torch.where(due, fresh, self.commands))
 
     def _apply_pushes(self) -> None:
         r = self.randomization
@@ -266,15 +300,18 @@ class SkateboardEnv:
         }
 
     def _episode_log(self, ids: torch.Tensor, reasons: dict[str, torch.Tensor]) -> dict[str, float]:
-        seconds = self.cfg.sim.episode_length_s
-        means = (self.episode_sums[ids].mean(0) / seconds).tolist()
-        log = {f"Episode_Reward/{k}": v for k, v in zip(self.reward_table.term_names, means)}
-        log.update({f"Episode_Termination/{k}": float(v[ids].float().sum()) for k, v in reasons.items()})
-        log["Episode/length_s"] = float(self.episode_length_buf[ids].float().mean() * self.step_dt)
-        return log
+        # one device-to-host copy for all the numbers
+        values = torch.cat((
+            self.episode_sums[ids].mean(0) / self.cfg.sim.episode_length_s,
+            torch.stack(tuple(reasons.values()), dim=-1)[ids].float().sum(0),
+            (self.episode_length_buf[ids].float().mean() * self.step_dt).unsqueeze(0),
+        )).tolist()
+        names = [f"Episode_Reward/{k}" for k in self.reward_table.term_names]
+        names += [f"Episode_Termination/{k}" for k in reasons] + ["Episode/length_s"]
+        return dict(zip(names, values, strict=True))
 
     # ---- resets and observations ------------------------------------------------------------------
-    def _set_pose(self, ids: torch.Tensor) -> None:
+    def _set_pose(self, ids: torch.Tensor, check: bool = True) -> None:
         """Put envs in the push or glide keyframe, with that pose's joint targets as controls."""
         glide = torch.rand(len(ids), generator=self.generator, device=self.device) < self.cfg.reset.glide_fraction
         qpos = torch.where(glide.unsqueeze(-1), self.keyframes["glide"], self.keyframes["push"]).clone()
@@ -285,12 +322,12 @@ class SkateboardEnv:
         pose = torch.where(glide.unsqueeze(-1), self.glide_pose, self.default_pose)
         ctrl = torch.zeros(len(ids), self.sim.info.nu, device=self.device)
         ctrl[:, self.idx.actuators] = pose
-        self.sim.set_state(ids, qpos, torch.zeros(len(ids), self.sim.info.nv, device=self.device), ctrl)
+        self.sim.set_state(ids, qpos, torch.zeros(len(ids), self.sim.info.nv, device=self.device), ctrl, check=check)
 
-    def _reset_envs(self, ids: torch.Tensor) -> None:
+    def _reset_envs(self, ids: torch.Tensor, check: bool = True) -> None:
         if len(ids) == 0:
             return
-        self._set_pose(ids)
+        self._set_pose(ids, check)
         self.episode_length_buf[ids] = 0
         self.commands[ids] = commands.sample_commands(len(ids), self.cfg.commands, self.generator, self.device)
         for buf in (self.actions, self.last_actions, self.last_joint_vel, self.last_torques, self.contact_history):
@@ -304,21 +341,20 @@ class SkateboardEnv:
 
     def _build_observations(self, s: SkateState, refill: torch.Tensor | None,
                             phase: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Push the new noisy frame into the history (or fill it, for freshly reset envs)."""
+        """Push the new noisy frame into the history (or fill it, for the freshly reset envs in
+        `refill`)."""
         phase = self._phase() if phase is None else phase
-        phase_input = clock.phase_input(phase, self.commands, self.cfg.clock)
-        signals = observations.ProprioSignals(s.base_quat, s.base_ang_vel_b, s.joint_pos, s.joint_vel)
-        values = observations.frame_values(signals, self.commands, self.actions, phase_input, self.default_pose)
+        noise = None
         if self.cfg.observations.noise:
-            noisy, clean = self.contract.build_frames(values, generator=self.generator)
-        else:
-            noisy = clean = self.contract.build_frame(values)
-        self._clean_frame = clean
-        self.history = observations.push_frame(self.history, noisy, refill)
-        if self.cfg.observations.critic == "full":
-            privileged = observations.full_privileged(
-                s, clean, self.domain, self.contact_history, self.history[:, :-1], rewards.PUSHING)
-        else:
-            privileged = observations.lean_privileged(s, clean, self.domain, self.foot_contact, self.wheel_contact)
+            noise = torch.randn((self.num_envs, self.contract.frame_size), generator=self.generator, device=self.device)
+        observed = self._observe(
+            self.contract, self.cfg.observations.critic, s,
+            commands=self.commands, last_action=self.actions,
+            phase_input=clock.phase_input(phase, self.commands, self.cfg.clock), default_pose=self.default_pose,
+            noise=noise, domain=self.domain, contact_history=self.contact_history,
+            foot_contact=self.foot_contact, wheel_contact=self.wheel_contact,
+            history=self.history, fresh=None if refill is None else self._mask(refill),
+        )
+        self._clean_frame, self.history = observed.clean_frame, observed.history
         # The proprio group is the history's newest frame, so both groups always agree.
-        return {"history": self.history.flatten(1), "proprio": self.history[:, -1], "privileged": privileged}
+        return {"history": self.history.flatten(1), "proprio": self.history[:, -1], "privileged": observed.privileged}

@@ -7,8 +7,9 @@ For each number of envs N:
 * sim: `MujocoWarpSimulator.step(ctrl, decimation)` (adds the derived-field update, the
   overflow/divergence check and its host sync);
 * env: `make_env(num_envs=N, backend="mujoco_warp", device=...)` stepped with random actions
-  (the task layer on top: observations, rewards, resets), control steps/s;
-and the ratio env/raw (the project's goal is >= 0.8). Each measurement is time-boxed
+  (the task layer on top: observations, rewards, resets), control steps/s, twice: with the
+  task's per-step functions eager ("env_eager_") and compiled (SimConfig.compile, the CUDA default);
+and the ratios env/raw (the project's goal is >= 0.8). Each measurement is time-boxed
 (--seconds); a size whose measurements no longer fit the --deadline is skipped. Results are
 printed as a table and written as JSON to $OUT/gpu_bench.json (or --json).
 
@@ -181,13 +182,15 @@ def measure_sim(xml: Path, n: int, device: str, decimation: int, seconds: float,
         del sim
 
 
-def measure_env(task: str, n: int, device: str, seconds: float, warmup: int) -> dict:
+def measure_env(task: str, n: int, device: str, seconds: float, warmup: int, compiled: bool) -> dict:
+    """Env control steps/s with the task's per-step functions compiled (SimConfig.compile, the
+    default on CUDA) or eager; keys are prefixed "env_" or "env_eager_"."""
     import torch
 
     from dhal.envs.registry import make_env
 
     t = time.perf_counter()
-    env = make_env(task=task, num_envs=n, backend="mujoco_warp", device=device)
+    env = make_env(task=task, num_envs=n, backend="mujoco_warp", device=device, overrides={"sim.compile": compiled})
     build_s = time.perf_counter() - t
     try:
         gen = torch.Generator(device=env.device).manual_seed(0)
@@ -196,9 +199,13 @@ def measure_env(task: str, n: int, device: str, seconds: float, warmup: int) -> 
         bank = (sigma * torch.randn((16, n, env.num_actions), generator=gen, device=env.device)).clamp(
             env.action_low, env.action_high)
         with torch.inference_mode():
+            t = time.perf_counter()
             for i in range(warmup):
+                if i == 1:  # a time-out, so the reset path is compiled before the clock starts
+                    env.episode_length_buf[0] = env.max_episode_length - 1
                 env.step(bank[i % 16])
             sync(device)
+            warmup_s = time.perf_counter() - t
             steps, dones = 0, 0
             start = time.perf_counter()
             while (elapsed := time.perf_counter() - start) < seconds:
@@ -209,13 +216,16 @@ def measure_env(task: str, n: int, device: str, seconds: float, warmup: int) -> 
             sync(device)
             elapsed = time.perf_counter() - start
         sim = getattr(env, "sim", None)
+        prefix = "env_" if compiled else "env_eager_"
         return {
-            "env_control_steps_per_s": n * steps / elapsed,
-            "env_steps": steps,
-            "env_build_s": build_s,
-            "env_done_fraction_sampled": dones / max(1, (steps // 50) * n),
+            f"{prefix}control_steps_per_s": n * steps / elapsed,
+            f"{prefix}steps": steps,
+            f"{prefix}build_s": build_s,
+            f"{prefix}warmup_s": warmup_s,  # includes compiling
+            f"{prefix}done_fraction_sampled": dones / max(1, (steps // 50) * n),
+            f"{prefix}compiled": bool(env.compiled),
             "decimation": int(env.cfg.sim.decimation),
-            "warnings": sim.warning_counts() if sim is not None else {},
+            f"{prefix}warnings": sim.warning_counts() if sim is not None else {},
             "scene": str(env.cfg.scene),
         }
     finally:
@@ -223,7 +233,7 @@ def measure_env(task: str, n: int, device: str, seconds: float, warmup: int) -> 
         del env
 
 
-def profile_env(task: str, n: int, device: str, steps: int, path: Path) -> dict:
+def profile_env(task: str, n: int, device: str, steps: int, path: Path, compiled: bool) -> dict:
     """Where an env step's time goes: operators by self device time and by host time, and the
     host synchronisations (each one stalls the launch queue). For the env/raw gap on the GPU."""
     import torch
@@ -231,12 +241,14 @@ def profile_env(task: str, n: int, device: str, steps: int, path: Path) -> dict:
 
     from dhal.envs.registry import make_env
 
-    env = make_env(task=task, num_envs=n, backend="mujoco_warp", device=device)
+    env = make_env(task=task, num_envs=n, backend="mujoco_warp", device=device, overrides={"sim.compile": compiled})
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
     try:
         actions = torch.zeros((n, env.num_actions), device=env.device)
         with torch.inference_mode():
-            for _ in range(5):
+            for i in range(5):
+                if i == 1:  # compile the reset path before profiling
+                    env.episode_length_buf[0] = env.max_episode_length - 1
                 env.step(actions)
             sync(device)
             with profile(activities=activities) as prof:
@@ -254,13 +266,13 @@ def profile_env(task: str, n: int, device: str, steps: int, path: Path) -> dict:
     # operators called from Python (not from inside another operator): the task layer's op count
     top_ops = sum(1 for e in prof.events() if e.name.startswith("aten::")
                   and (e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::"))) / steps
-    with path.open("w") as f:
-        f.write(f"{steps} env steps, N={n}, {device}\n")
+    with path.open("a") as f:
+        f.write(f"==== {steps} env steps, N={n}, {device}, {'compiled' if compiled else 'eager'}\n")
         f.write(f"per step: {top_ops:.0f} aten operators called from Python, {launches:.0f} kernel launches; "
                 f"possible host syncs {syncs}\n\n")
         f.write(events.table(sort_by=sort_device, row_limit=40) + "\n\n")
         f.write(events.table(sort_by="cpu_time_total", row_limit=40) + "\n")
-    return {"profile_steps": steps, "num_envs": n, "kernel_launches_per_step": launches,
+    return {"profile_steps": steps, "num_envs": n, "compiled": compiled, "kernel_launches_per_step": launches,
             "host_syncs_per_step": syncs, "aten_ops_per_step": top_ops, "profile_path": str(path)}
 
 
@@ -314,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
     write()
 
-    per_size = 2 * args.seconds + sim_seconds + 15.0  # measurements + builds/captures, roughly
+    per_size = 3 * args.seconds + sim_seconds + 20.0  # measurements + builds/captures, roughly
     for n in args.sizes:
         row: dict = {"num_envs": n}
         payload["results"].append(row)
@@ -336,11 +348,22 @@ def main(argv: list[str] | None = None) -> int:
                 row.update(measure_sim(xml, n, device, decimation, sim_seconds, kw))
                 log(f"N={n}: sim {row['sim_control_steps_per_s']:,.0f} control steps/s")
                 gc.collect()
-            log(f"N={n}: env (make_env, targets default + N(0, 0.1 rad)), {args.seconds:g}s ...")
-            row.update(measure_env(args.task, n, device, args.seconds, args.warmup))
-            row["env_over_raw"] = row["env_control_steps_per_s"] / row["raw_control_steps_per_s"]
-            log(f"N={n}: env {row['env_control_steps_per_s']:,.0f} control steps/s, "
-                f"ratio env/raw {row['env_over_raw']:.2f} (build {row['env_build_s']:.1f}s)")  # fmt: skip
+            for compiled in (False, True):
+                prefix = "env_" if compiled else "env_eager_"
+                log(f"N={n}: env {'compiled' if compiled else 'eager'} (make_env, targets default + "
+                    f"N(0, 0.1 rad)), {args.seconds:g}s ...")
+                try:
+                    row.update(measure_env(args.task, n, device, args.seconds, args.warmup, compiled))
+                except Exception as err:  # noqa: BLE001 - keep the other variant's number
+                    row[f"{prefix}error"] = f"{type(err).__name__}: {err}"
+                    log(f"N={n}: env {prefix} FAILED: {row[f'{prefix}error']}")
+                    traceback.print_exc()
+                    continue
+                ratio = row[f"{prefix}control_steps_per_s"] / row["raw_control_steps_per_s"]
+                row[f"{prefix}over_raw"] = ratio
+                log(f"N={n}: {prefix[:-1]} {row[f'{prefix}control_steps_per_s']:,.0f} control steps/s, "
+                    f"ratio to raw {ratio:.2f} (build {row[f'{prefix}build_s']:.1f}s, "
+                    f"warm-up {row[f'{prefix}warmup_s']:.1f}s)")  # fmt: skip
         except Exception as err:  # noqa: BLE001 - record and go on with the next size
             row["error"] = f"{type(err).__name__}: {err}"
             log(f"N={n}: FAILED: {row['error']}")
@@ -355,35 +378,40 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.profile_steps > 0:
         n = max(args.sizes)
-        log(f"N={n}: profiling {args.profile_steps} env steps ...")
-        try:
-            payload["profile"] = profile_env(args.task, n, device, args.profile_steps,
-                                             json_path.with_name("gpu_profile.txt"))
-            log(f"profile: {payload['profile']['kernel_launches_per_step']:.0f} kernel launches per step, "
-                f"syncs {payload['profile']['host_syncs_per_step']}")
-        except Exception as err:  # noqa: BLE001 - the table above is still worth bringing back
-            payload["profile"] = {"error": f"{type(err).__name__}: {err}"}
-            log(f"profile FAILED: {payload['profile']['error']}")
-            traceback.print_exc()
+        profile_path = json_path.with_name("gpu_profile.txt")
+        profile_path.unlink(missing_ok=True)
+        for compiled in (False, True):
+            key = "profile" if compiled else "profile_eager"
+            log(f"N={n}: profiling {args.profile_steps} env steps ({'compiled' if compiled else 'eager'}) ...")
+            try:
+                payload[key] = profile_env(args.task, n, device, args.profile_steps, profile_path, compiled)
+                log(f"{key}: {payload[key]['kernel_launches_per_step']:.0f} kernel launches per step, "
+                    f"syncs {payload[key]['host_syncs_per_step']}")
+            except Exception as err:  # noqa: BLE001 - the table above is still worth bringing back
+                payload[key] = {"error": f"{type(err).__name__}: {err}"}
+                log(f"{key} FAILED: {payload[key]['error']}")
+                traceback.print_exc()
 
     payload["total_s"] = time.perf_counter() - T0
     write()
     print()
     print(f"device: {info.get('gpu', device)}; decimation {decimation}; control steps/s summed over envs")
-    header = f"{'N':>6} {'raw phys/s':>12} {'raw ctrl/s':>11} {'sim ctrl/s':>11} {'env ctrl/s':>11} {'env/raw':>7}"
+    header = (f"{'N':>6} {'raw phys/s':>12} {'raw ctrl/s':>11} {'sim ctrl/s':>11} {'eager ctrl/s':>12} "
+              f"{'eager/raw':>9} {'env ctrl/s':>11} {'env/raw':>7}")
     print(header)
     for r in payload["results"]:
         if "error" in r or "skipped" in r:
             print(f"{r['num_envs']:>6} {r.get('error') or r.get('skipped')}")
             continue
 
-        def f(key: str) -> str:
-            return f"{r[key]:,.0f}" if key in r else "-"
+        def f(key: str, fmt: str = ",.0f") -> str:
+            return format(r[key], fmt) if key in r else "-"
 
         print(f"{r['num_envs']:>6} {f('raw_physics_steps_per_s'):>12} {f('raw_control_steps_per_s'):>11} "
-              f"{f('sim_control_steps_per_s'):>11} {f('env_control_steps_per_s'):>11} {r['env_over_raw']:>7.2f}")  # fmt: skip
+              f"{f('sim_control_steps_per_s'):>11} {f('env_eager_control_steps_per_s'):>12} "
+              f"{f('env_eager_over_raw', '.2f'):>9} {f('env_control_steps_per_s'):>11} {f('env_over_raw', '.2f'):>7}")  # fmt: skip
     print(f"\nwrote {json_path} (total {payload['total_s']:.0f}s)", flush=True)
-    return 0 if all("error" not in r for r in payload["results"]) else 1
+    return 0 if all("error" not in r and "env_error" not in r for r in payload["results"]) else 1
 
 
 if __name__ == "__main__":

@@ -6,16 +6,23 @@
 # is installed when they already import from $SITE. warp-lang's wheel (149 MB) is more than one
 # device call may carry, so its files (minus the CPU-only compiler warp-clang.so) travel as an
 # xz'd tar split in two: .gpu_a/warp_gpu.part-aa and .gpu_b/warp_gpu.part-ab, with the other
-# wheels in .gpu_b/. A first call carrying .gpu_a runs `bash scripts/gpu/run.sh --stage`, which
+# wheels in .gpu_b/ (also tyro, docstring-parser, typeguard, gymnasium and farama-notifications for
+# the `dhal` CLI, which the GPU image lacks). A first call carrying .gpu_a runs `bash scripts/gpu/run.sh --stage`, which
 # keeps part a in /tmp on the warm machine; the second call, within the warm window, carries
 # .gpu_b and runs this script without --stage.
 # The repo is not pip-installed: PYTHONPATH=$SITE:<repo> makes `dhal` import from the checkout.
 # Arguments after the options go to scripts/gpu/bench_gpu.py (e.g. --sizes 1024 4096 8192).
-# Results: $OUT/gpu_bench.json and $OUT/gpu_bench.log ($OUT defaults to ./gpu_out).
+# Then `dhal train --preset paper` for TRAIN_BUDGET seconds (default 150) and `dhal eval` of its
+# checkpoint (EVAL_EPISODES, default 64). Results in $OUT (default ./gpu_out): gpu_bench.json,
+# gpu_bench.log, results.tar (eval/ with eval.json and plots, the run's config.json,
+# train_gpu.json, training.png, gpu_profile.txt, the TensorBoard events) and the checkpoint in
+# parts, model_<k>.pt.part-aa, -ab, ...
 set -uo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$REPO" || exit 1
 SITE="${SITE:-/tmp/site}"
+DEVICE="${DEVICE:-cuda}"  # DEVICE=cpu TRAIN_PRESET=smoke: a dry run of the whole script on CPU Warp
+TRAIN_PRESET="${TRAIN_PRESET:-paper}"
 HOLD=/tmp/dhal_gpu_stage
 export OUT="${OUT:-$REPO/gpu_out}"
 mkdir -p "$OUT"
@@ -69,11 +76,36 @@ install_packages() {
   export PYTHONPATH="$SITE:$REPO${PYTHONPATH:+:$PYTHONPATH}"
   export PYTHONUNBUFFERED=1
   python3 -c "import sys, torch, numpy, mujoco, warp, mujoco_warp; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'numpy', numpy.__version__, 'mujoco', mujoco.__version__, 'warp', warp.__version__, 'mujoco_warp', mujoco_warp.__version__)"
-  python3 -u scripts/gpu/bench_gpu.py "$@"
+  python3 -u scripts/gpu/bench_gpu.py --device "$DEVICE" "$@"
   bench_status=$?
-  # Then paper-preset training iterations on the same backend, for TRAIN_BUDGET seconds.
-  python3 -u scripts/gpu/train_gpu.py --budget "${TRAIN_BUDGET:-120}"
+  # Then paper-preset training for TRAIN_BUDGET seconds, with the task compiled unless compiling
+  # failed in the benchmark, and a deterministic evaluation of the final checkpoint.
+  run_dir=/tmp/dhal_gpu_run
+  rm -rf "$run_dir"
+  compile_override=$(python3 - "$OUT/gpu_bench.json" <<'PY'
+import json, sys
+rows = json.load(open(sys.argv[1])).get("results", [])
+print("" if any(r.get("env_compiled") for r in rows) else "--override sim.compile=False")
+PY
+)
+  echo "training: dhal train --preset $TRAIN_PRESET --time-limit ${TRAIN_BUDGET:-150} $compile_override"
+  python3 -u -m dhal.cli train --preset "$TRAIN_PRESET" --backend mujoco_warp --device "$DEVICE" --iterations 100000 \
+    --time-limit "${TRAIN_BUDGET:-150}" --save-interval 100000 --run-dir "$run_dir" --no-progress $compile_override
   train_status=$?
-  [ "$bench_status" = 0 ] && [ "$train_status" = 0 ]
+  python3 -u scripts/gpu/summarize_run.py "$run_dir" "$run_dir/train_gpu.json"
+  python3 -u scripts/plot_tensorboard.py "$run_dir" "$run_dir/training.png"
+  python3 -u -m dhal.cli eval "$run_dir" --backend mujoco_warp --device "$DEVICE" --episodes "${EVAL_EPISODES:-64}" \
+    --num-envs "${EVAL_EPISODES:-64}" --out "$run_dir/eval" --no-progress
+  eval_status=$?
+  # At most 8 files of 16 MB come back from the machine: the small results in one tar, the
+  # checkpoint (45 MB at paper sizes) in 15 MB parts (cat model_*.pt.part-* > model.pt).
+  cp "$OUT/gpu_profile.txt" "$run_dir/" 2>/dev/null
+  (cd "$run_dir" && tar -cf "$OUT/results.tar" --ignore-failed-read eval config.json train_gpu.json training.png \
+    gpu_profile.txt events.out.tfevents.*)
+  checkpoint=$(ls -t "$run_dir"/model_*.pt 2>/dev/null | head -1)
+  [ -n "$checkpoint" ] && split -b 15M "$checkpoint" "$OUT/$(basename "$checkpoint").part-"
+  rm -f "$OUT/gpu_profile.txt"
+  ls -la "$OUT"
+  [ "$bench_status" = 0 ] && [ "$train_status" = 0 ] && [ "$eval_status" = 0 ]
 } 2>&1 | tee "$OUT/gpu_bench.log"
 exit "${PIPESTATUS[0]}"

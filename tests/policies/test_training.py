@@ -89,6 +89,16 @@ def test_resume_continues_the_iteration_count_and_the_optimizer(trained, tmp_pat
     assert steps == {0, 1, 2, 3}
 
 
+def test_a_time_limit_stops_after_the_iteration_that_passes_it(trained, tmp_path):
+    run = copy_run(trained, tmp_path)
+    code, out, err = train("--resume", str(run), "--iterations", "50", "--time-limit", "0")
+    assert code == 0, err
+    assert "iterations 2..3" in out
+    assert read_checkpoint(run / "model_3.pt")["iter"] == 3
+    code, _, err = train("--resume", str(run), "--iterations", "1", "--time-limit", "-1")
+    assert code != 0 and "--time-limit must be >= 0" in err
+
+
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
 def test_corrupt_checkpoint_is_a_clear_error(trained, tmp_path, damage):
     run = copy_run(trained, tmp_path)

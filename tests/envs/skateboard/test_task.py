@@ -132,3 +132,50 @@ def test_random_actions_stay_numerically_clean():
         assert torch.isfinite(out.reward).all()
         assert all(torch.isfinite(v).all() for v in out.observations.values())
     assert env.sim.warning_counts() == {}
+
+
+@pytest.mark.parametrize("backend", ["mujoco_batch", "mujoco_warp"])
+def test_a_diverged_env_ends_its_episode_and_leaks_no_nan(backend):
+    if backend == "mujoco_warp":
+        pytest.importorskip("mujoco_warp")
+    env = make_env(num_envs=3, seed=3, backend=backend, device="cpu", overrides=QUIET)
+    env.step(torch.zeros(3, 12))
+    sums_before = env.episode_sums.clone()
+    env.sim.set_qvel(torch.tensor([1]), torch.full((env.sim.info.nv,), 1e11))
+    out = env.step(torch.zeros(3, 12))
+    assert out.terminated.tolist() == [False, True, False]
+    assert out.extras["terminations"]["diverged"].tolist() == [False, True, False]
+    assert out.extras["log"]["Episode_Termination/diverged"] == 1.0
+    assert out.reward[1] == 0.0 and (out.extras["reward_groups"][1] == 0).all()
+    outputs = [out.reward, out.extras["reward_groups"], *out.observations.values(),
+               *out.extras["final_observations"].values(), *out.extras["dynamics_targets"].values(),
+               *out.extras["metrics"].values()]
+    assert all(torch.isfinite(t).all() for t in outputs)
+    # the diverged env starts afresh; the others carry on
+    assert env.episode_length_buf.tolist() == [2, 0, 2]
+    assert torch.equal(env.episode_sums[1], torch.zeros_like(sums_before[1]))
+    nxt = env.step(torch.zeros(3, 12))
+    assert not nxt.terminated.any()
+    assert all(torch.isfinite(t).all() for t in nxt.observations.values())
+
+
+def test_the_compiled_step_matches_the_eager_one():
+    """SimConfig.compile (on by default on GPUs) fuses the pure per-step functions; it must not
+    change a number, through a step and a reset (fullgraph: a graph break fails here)."""
+    eager, compiled = (make_env(num_envs=3, seed=4, overrides={"sim.compile": flag}) for flag in (False, True))
+    assert compiled.compiled and not eager.compiled
+    draws = torch.Generator().manual_seed(0)
+    for i in range(3):
+        if i == 1:  # a time-out: the reset path's observations are compiled too
+            for env in (eager, compiled):
+                env.episode_length_buf[1] = env.max_episode_length - 1
+        actions = 0.5 * torch.randn(3, 12, generator=draws)
+        a, b = eager.step(actions), compiled.step(actions)
+        assert torch.equal(a.truncated, b.truncated)
+        assert torch.allclose(a.reward, b.reward, atol=1e-6)
+        assert torch.allclose(a.extras["reward_groups"], b.extras["reward_groups"], atol=1e-6)
+        for key in a.observations:
+            assert torch.allclose(a.observations[key], b.observations[key], atol=1e-5), key
+        assert ("log" in a.extras) == (i == 1) == ("log" in b.extras)
+        if i == 1:
+            assert a.extras["log"] == pytest.approx(b.extras["log"], abs=1e-6)

@@ -1,0 +1,68 @@
+"""On a GPU every host read of a device value (`.item()`, `bool()`, `.tolist()`, `nonzero`)
+stalls the launch queue. The env step keeps them out of the window between queueing the physics
+and asking the simulator whether it diverged, so the task's launches overlap the simulation.
+Counted here on the CPU through torch's function hook, which sees the same calls."""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+import torch
+from torch.overrides import TorchFunctionMode
+
+from dhal.envs.registry import make_env
+
+SYNCING = {"tolist", "item", "__bool__", "__int__", "__float__", "nonzero", "cpu", "numpy"}
+HOST_DATA = {"tensor", "as_tensor"}  # from Python data: a copy to the device
+BACKENDS = ["mujoco_batch", pytest.param("mujoco_warp", marks=pytest.mark.skipif(
+    __import__("importlib.util").util.find_spec("mujoco_warp") is None, reason="mujoco_warp not installed"))]
+
+
+class HostReads(TorchFunctionMode):
+    """Counts syncing calls, separately inside the physics window."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_window = False
+        self.total: collections.Counter[str] = collections.Counter()
+        self.window: collections.Counter[str] = collections.Counter()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in SYNCING:
+            self.total[name] += 1
+        if self.in_window and name in SYNCING | HOST_DATA:
+            self.window[name] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def watch(env, reads: HostReads) -> None:
+    sim = env.sim
+    step, check = sim.step, sim.check
+
+    def queued_step(*args, **kwargs):
+        step(*args, **kwargs)
+        reads.in_window = not kwargs.get("check", True)
+
+    def checked():
+        reads.in_window = False
+        check()
+
+    sim.step, sim.check = queued_step, checked
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_task_waits_for_the_physics_once(backend):
+    env = make_env(num_envs=8, seed=0, backend=backend, device="cpu")
+    actions = torch.zeros(8, 12)
+    env.step(actions)
+    reads = HostReads()
+    watch(env, reads)
+    with reads:
+        for _ in range(3):
+            out = env.step(actions)
+    assert not (out.terminated | out.truncated).any()
+    assert reads.window == {}, f"host reads while the physics runs: {dict(reads.window)}"
+    # per step: the action check before the physics, the divergence check, the finished envs
+    assert sum(reads.total.values()) <= 3 * 3, dict(reads.total)
