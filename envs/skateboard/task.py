@@ -13,7 +13,7 @@ import torch
 
 from dhal.envs.api import StepResult
 from dhal.envs.backends.base import SimulationDiverged, Simulator
-from dhal.envs.compilation import compile_enabled, maybe_compile
+from dhal.envs.compilation import maybe_compile
 from dhal.envs.contract import Contract, go1_contract
 from dhal.envs.robots import go1
 from dhal.envs.skateboard import clock, commands, events, observations, rewards, terminations
@@ -66,8 +66,8 @@ class SkateboardEnv:
                 obs_cfg.critic, self.contract.frame_size, obs_cfg.history_length, obs_cfg.contact_history_length),
         }
         self.reward_table = rewards.RewardTable(cfg.rewards, self.step_dt, self.device)
-        # the pure per-step functions, compiled on GPUs (SimConfig.compile)
-        self.compiled = compile_enabled(cfg.sim.compile, self.device)
+        # the pure per-step functions, compiled if SimConfig.compile
+        self.compiled = cfg.sim.compile
         self._derive = maybe_compile(derive_state, self.compiled)
         self._rewards = maybe_compile(self.reward_table.compute, self.compiled)
         self._terminations = maybe_compile(terminations.check_terminations, self.compiled)

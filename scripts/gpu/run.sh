@@ -13,7 +13,7 @@
 # The repo is not pip-installed: PYTHONPATH=$SITE:<repo> makes `dhal` import from the checkout.
 # Arguments after the options go to scripts/gpu/bench_gpu.py (e.g. --sizes 1024 4096 8192).
 # Then `dhal train --preset paper` for TRAIN_BUDGET seconds (default 150) and `dhal eval` of its
-# checkpoint (EVAL_EPISODES, default 64). Results in $OUT (default ./gpu_out): gpu_bench.json,
+# checkpoint (EVAL_EPISODES, default 64; at most EVAL_BUDGET seconds, default 120). Results in $OUT (default ./gpu_out): gpu_bench.json,
 # gpu_bench.log, results.tar (eval/ with eval.json and plots, the run's config.json,
 # train_gpu.json, training.png, gpu_profile.txt, the TensorBoard events) and the checkpoint in
 # parts, model_<k>.pt.part-aa, -ab, ...
@@ -78,33 +78,31 @@ install_packages() {
   python3 -c "import sys, torch, numpy, mujoco, warp, mujoco_warp; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'numpy', numpy.__version__, 'mujoco', mujoco.__version__, 'warp', warp.__version__, 'mujoco_warp', mujoco_warp.__version__)"
   python3 -u scripts/gpu/bench_gpu.py --device "$DEVICE" "$@"
   bench_status=$?
-  # Then paper-preset training for TRAIN_BUDGET seconds, with the task compiled unless compiling
-  # failed in the benchmark, and a deterministic evaluation of the final checkpoint.
+  # Then paper-preset training for TRAIN_BUDGET seconds and a deterministic evaluation of the
+  # final checkpoint.
   run_dir=/tmp/dhal_gpu_run
   rm -rf "$run_dir"
-  compile_override=$(python3 - "$OUT/gpu_bench.json" <<'PY'
-import json, sys
-rows = json.load(open(sys.argv[1])).get("results", [])
-print("" if any(r.get("env_compiled") for r in rows) else "--override sim.compile=False")
-PY
-)
-  echo "training: dhal train --preset $TRAIN_PRESET --time-limit ${TRAIN_BUDGET:-150} $compile_override"
+  echo "training: dhal train --preset $TRAIN_PRESET --time-limit ${TRAIN_BUDGET:-150}"
   python3 -u -m dhal.cli train --preset "$TRAIN_PRESET" --backend mujoco_warp --device "$DEVICE" --iterations 100000 \
-    --time-limit "${TRAIN_BUDGET:-150}" --save-interval 100000 --run-dir "$run_dir" --no-progress $compile_override
+    --time-limit "${TRAIN_BUDGET:-150}" --save-interval 100000 --run-dir "$run_dir" --no-progress
   train_status=$?
   python3 -u scripts/gpu/summarize_run.py "$run_dir" "$run_dir/train_gpu.json"
   python3 -u scripts/plot_tensorboard.py "$run_dir" "$run_dir/training.png"
-  python3 -u -m dhal.cli eval "$run_dir" --backend mujoco_warp --device "$DEVICE" --episodes "${EVAL_EPISODES:-64}" \
-    --num-envs "${EVAL_EPISODES:-64}" --out "$run_dir/eval" --no-progress
-  eval_status=$?
   # At most 8 files of 16 MB come back from the machine: the small results in one tar, the
-  # checkpoint (45 MB at paper sizes) in 15 MB parts (cat model_*.pt.part-* > model.pt).
-  cp "$OUT/gpu_profile.txt" "$run_dir/" 2>/dev/null
-  (cd "$run_dir" && tar -cf "$OUT/results.tar" --ignore-failed-read eval config.json train_gpu.json training.png \
-    gpu_profile.txt events.out.tfevents.*)
+  # checkpoint (45 MB at paper sizes) in 15 MB parts (cat model_*.pt.part-* > model.pt). Packed
+  # before the evaluation, so a call that runs out of time still brings the training back.
+  cp "$OUT/gpu_profile.txt" "$run_dir/" 2>/dev/null && rm -f "$OUT/gpu_profile.txt"
+  pack() {
+    (cd "$run_dir" && tar -cf "$OUT/results.tar" --ignore-failed-read config.json train_gpu.json training.png \
+      gpu_profile.txt events.out.tfevents.* "$@")
+  }
+  pack
   checkpoint=$(ls -t "$run_dir"/model_*.pt 2>/dev/null | head -1)
   [ -n "$checkpoint" ] && split -b 15M "$checkpoint" "$OUT/$(basename "$checkpoint").part-"
-  rm -f "$OUT/gpu_profile.txt"
+  timeout "${EVAL_BUDGET:-120}" python3 -u -m dhal.cli eval "$run_dir" --backend mujoco_warp --device "$DEVICE" \
+    --episodes "${EVAL_EPISODES:-64}" --num-envs "${EVAL_EPISODES:-64}" --out "$run_dir/eval" --no-progress
+  eval_status=$?
+  pack eval
   ls -la "$OUT"
   [ "$bench_status" = 0 ] && [ "$train_status" = 0 ] && [ "$eval_status" = 0 ]
 } 2>&1 | tee "$OUT/gpu_bench.log"

@@ -160,8 +160,8 @@ def test_a_diverged_env_ends_its_episode_and_leaks_no_nan(backend):
 
 
 def test_the_compiled_step_matches_the_eager_one():
-    """SimConfig.compile (on by default on GPUs) fuses the pure per-step functions; it must not
-    change a number, through a step and a reset (fullgraph: a graph break fails here)."""
+    """SimConfig.compile fuses the pure per-step functions; it must not change a number, through
+    a step and a reset (fullgraph: a graph break fails here)."""
     eager, compiled = (make_env(num_envs=3, seed=4, overrides={"sim.compile": flag}) for flag in (False, True))
     assert compiled.compiled and not eager.compiled
     draws = torch.Generator().manual_seed(0)
