@@ -9,9 +9,15 @@ and then works on batched tensors. Backends: `mujoco_batch` (CPU, mujoco.batch) 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol, runtime_checkable
+from typing import Literal, Mapping, Protocol, runtime_checkable
 
 import torch
+
+
+# What set_state recomputes after writing the state: "forward" everything (as mj_forward), or
+# "positions" only (bodies, sites), with sensors and actuator forces of those envs reading 0 until
+# the next step. The second is the cheap reset on a GPU, where Warp's forward runs every world.
+Refresh = Literal["forward", "positions"]
 
 
 class SimulationDiverged(RuntimeError):
@@ -101,12 +107,13 @@ class Simulator(Protocol):
 
     def set_state(
         self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor, ctrl: torch.Tensor | None = None,
-        check: bool = True,
+        check: bool = True, refresh: Refresh = "forward",
     ) -> None:
         """Reset the given envs to (qpos, qvel), clearing warm-starts. With `ctrl` [n, nu], the
         controls are set and each delayed actuator's control history is filled with them, so
         a delay applies these controls, not zeros, right after the reset. check=False defers
-        problems to the next `check()`, as for `step`."""
+        problems to the next `check()`, as for `step`; `refresh` says what is recomputed
+        (`Refresh`). The next step's physics is the same either way."""
         ...
 
     def set_qvel(self, env_ids: torch.Tensor, qvel: torch.Tensor) -> None:

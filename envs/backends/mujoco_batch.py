@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from mujoco import batch as mjbatch
 
-from .base import ModelInfo, SimState, SimulationDiverged
+from .base import ModelInfo, Refresh, SimState, SimulationDiverged
 
 __all__ = ["MujocoBatchSimulator", "build_model_info", "default_nthread", "raw_step_throughput"]
 
@@ -206,6 +206,7 @@ class MujocoBatchSimulator:
         self._render_data: mujoco.MjData | None = None
 
         self._pending: tuple[list[int], str] | None = None  # a divergence for check() to raise
+        self._unread = np.zeros(self.num_envs, dtype=bool)  # envs whose forces read 0 (Refresh)
         b.reset(None)  # model defaults, then mj_forward: derived fields are populated
 
     # ------------------------------------------------------------------ stepping
@@ -214,6 +215,7 @@ class MujocoBatchSimulator:
         configured stages are computed at the new state (positions current after the call).
         With check=False a divergence is raised by the next `check()` instead."""
         self._ctrl_t.copy_(ctrl)
+        self._unread[:] = False
         stage = self._stage if update_derived else int(mujoco.mjtStage.mjSTAGE_NONE)
         try:
             self.batch.step(None, int(nsteps), stage)
@@ -276,7 +278,7 @@ class MujocoBatchSimulator:
             src = v[name]
             return torch.empty(src.shape, dtype=torch.float32).copy_(src)
 
-        return SimState(
+        state = SimState(
             qpos=copy("qpos"),
             qvel=copy("qvel"),
             sensordata=copy("sensordata"),
@@ -285,6 +287,11 @@ class MujocoBatchSimulator:
             xquat=copy("xquat"),
             actuator_force=copy("actuator_force"),
         )
+        if self._unread.any():  # reset with refresh="positions" and not stepped since
+            blank = torch.from_numpy(self._unread)
+            state.sensordata[blank] = 0.0
+            state.actuator_force[blank] = 0.0
+        return state
 
     # ------------------------------------------------------------------ writing state
     def _ids(self, env_ids: torch.Tensor | np.ndarray | list[int]) -> tuple[np.ndarray, Any]:
@@ -317,11 +324,13 @@ class MujocoBatchSimulator:
 
     def set_state(
         self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor, ctrl: torch.Tensor | None = None,
-        check: bool = True,
+        check: bool = True, refresh: Refresh = "forward",
     ) -> None:
         """Reset the given envs (time, warm-start, act, ctrl, forces, eq_active to the model's
         defaults), write qpos/qvel ([n, nq] / [n, nv], or one row for all) and, if given, ctrl
         and the control histories, then mj_forward."""
+        if refresh not in ("forward", "positions"):
+            raise ValueError(f"refresh must be 'forward' or 'positions', got {refresh!r}")
         ids, order = self._ids(env_ids)
         if ids.size == 0:
             return
@@ -343,6 +352,8 @@ class MujocoBatchSimulator:
             self.batch.forward(ids)
         except mjbatch.SimulationError as err:
             self._defer([int(i) for i in err.ids], str(err))
+        if refresh == "positions":  # an mj_forward per env is cheap here; read like the GPU backend
+            self._unread[ids] = True
         if check:
             self.check()
         # a bad qpos/qvel is reported (and reset by MuJoCo) at the next step

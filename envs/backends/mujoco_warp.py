@@ -19,7 +19,10 @@ Timing of derived fields after `step()` is the CPU backend's default (stage "vel
   between (set_qvel, set_equality_active, model_field/commit_model), in which case the first
   substep is a full step again.
 * `set_state()` ends with a full `forward` (all worlds: Warp has no per-world forward), so
-  everything is current after a reset, as on the CPU.
+  everything is current after a reset, as on the CPU; other worlds' acceleration-stage values
+  are then those of their current state. With refresh="positions" it runs only the kinematics
+  (bodies, sites), the reset worlds' sensors and actuator forces read 0, and the next step
+  starts with a full substep, so the physics is the same for a fraction of the cost.
 
 Model fields. Warp shares one copy of every model field between worlds unless `put_model` is
 told up front which fields get a per-world copy; `randomized_fields` (default: the fields the
@@ -58,7 +61,7 @@ import mujoco
 import numpy as np
 import torch
 
-from .base import ModelInfo, SimState, SimulationDiverged
+from .base import ModelInfo, Refresh, SimState, SimulationDiverged
 from .mujoco_batch import build_model_info, ctrl_history_columns, model_field_copy
 from .warp_setup import (
     DEFAULT_NCONMAX,
@@ -211,6 +214,8 @@ class MujocoWarpSimulator:
                           inputs=[self._acc_cols, self._sensor_saved], outputs=[d.sensordata])  # fmt: skip
         elif name == "forward":
             mjw.forward(m, d)
+        elif name == "kinematics":  # body and site poses only: the cheap refresh after a reset
+            mjw.kinematics(m, d)
         elif name == "reset":
             mjw.reset_data(m, d, reset=self._reset_mask_wp)
         else:  # pragma: no cover
@@ -218,9 +223,9 @@ class MujocoWarpSimulator:
 
     def _capture(self) -> None:
         """Run every program once (loads its kernels), restore the defaults, capture each."""
-        names = ("step", "step2", "derive", "forward", "reset")
+        names = ("step", "step2", "derive", "kinematics", "forward", "reset")
         with wp.ScopedDevice(self._wp_device):
-            for name in names[:3]:
+            for name in names[:4]:
                 self._program(name)
             self._reset_mask.fill_(True)
             self._program("reset")
@@ -405,11 +410,13 @@ class MujocoWarpSimulator:
 
     def set_state(
         self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor, ctrl: torch.Tensor | None = None,
-        check: bool = True,
+        check: bool = True, refresh: Refresh = "forward",
     ) -> None:
         """Reset the given envs (time, warm-start, act, ctrl, forces, eq_active to the model's
         defaults), write qpos/qvel ([n, nq] / [n, nv], or one row for all) and, if given, ctrl
         and the control histories, then forward."""
+        if refresh not in ("forward", "positions"):
+            raise ValueError(f"refresh must be 'forward' or 'positions', got {refresh!r}")
         ids = self._ids(env_ids)
         n = ids.numel()
         if n == 0:
@@ -424,8 +431,14 @@ class MujocoWarpSimulator:
             self._t["ctrl"][ids] = ctrl_rows
             if self._history_columns.numel():  # one write for all actuators' stored controls
                 self._t["history"][ids.unsqueeze(-1), self._history_columns] = ctrl_rows[:, self._history_actuator]
-        self._launch("forward")  # all worlds (Warp has no per-world forward); same result
-        self._stage1_valid = True
+        if refresh == "forward":
+            self._launch("forward")  # all worlds (Warp has no per-world forward); same result
+            self._stage1_valid = True
+        else:  # poses now; the next step starts with a full step, so its physics is unchanged
+            self._launch("kinematics")
+            self._t["sensordata"][ids] = 0.0
+            self._t["actuator_force"][ids] = 0.0
+            self._stage1_valid = False
         if check:
             self.check()
         # a bad qpos/qvel shows up as a divergence at the next step, as on the CPU backend

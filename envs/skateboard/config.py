@@ -17,6 +17,9 @@ class SimConfig:
     # torch.compile the task's per-step functions (state, rewards, terminations, observations).
     # On an H200 it gained 3-5 % env throughput for 1-2 min of compiling (BENCHMARKS.md).
     compile: bool = False
+    # What a reset recomputes (backends.base.Refresh): "positions" skips the all-worlds forward
+    # on a GPU, and sensors/torques of just-reset envs read 0 until their first step.
+    reset_refresh: Literal["forward", "positions"] = "forward"
 
 
 @dataclass(frozen=True)

@@ -322,7 +322,8 @@ class SkateboardEnv:
         pose = torch.where(glide.unsqueeze(-1), self.glide_pose, self.default_pose)
         ctrl = torch.zeros(len(ids), self.sim.info.nu, device=self.device)
         ctrl[:, self.idx.actuators] = pose
-        self.sim.set_state(ids, qpos, torch.zeros(len(ids), self.sim.info.nv, device=self.device), ctrl, check=check)
+        self.sim.set_state(ids, qpos, torch.zeros(len(ids), self.sim.info.nv, device=self.device), ctrl, check=check,
+                           refresh=self.cfg.sim.reset_refresh)
 
     def _reset_envs(self, ids: torch.Tensor, check: bool = True) -> None:
         if len(ids) == 0:

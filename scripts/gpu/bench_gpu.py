@@ -9,7 +9,8 @@ For each number of envs N:
 * env: `make_env(num_envs=N, backend="mujoco_warp", device=...)` stepped with random actions
   (the task layer on top: observations, rewards, resets), control steps/s, in the --variants
   asked for: "env" (as trained), "noreset" (terminations and time-outs off: what the reset path
-  costs) and "compiled" (SimConfig.compile; one to two minutes of compiling on a cold machine);
+  costs), "kinematics" (resets refresh poses only, sim.reset_refresh=positions) and "compiled"
+  (SimConfig.compile; one to two minutes of compiling on a cold machine);
 and the ratios to raw (the project's goal for env/raw is >= 0.8). Each measurement is time-boxed
 (--seconds); a size whose measurements no longer fit the --deadline is skipped. Results are
 printed as a table and written as JSON to $OUT/gpu_bench.json (or --json).
@@ -54,8 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=5, help="untimed env steps before timing")
     p.add_argument("--deadline", type=float, default=420.0, help="skip sizes that would end after this many seconds")
     p.add_argument("--task", default="dhal-skateboard")
-    p.add_argument("--variants", nargs="+", default=["env", "noreset"], choices=sorted(VARIANTS),
-                   help="env measurements per size (default: env noreset)")
+    p.add_argument("--variants", nargs="+", default=["env", "noreset", "kinematics"], choices=sorted(VARIANTS),
+                   help="env measurements per size (default: env noreset kinematics)")
     p.add_argument("--njmax", type=int, default=None)
     p.add_argument("--nconmax", type=int, default=None)
     p.add_argument("--json", type=Path, default=None, help="default: $OUT/gpu_bench.json, else ./gpu_bench.json")
@@ -188,7 +189,8 @@ def measure_sim(xml: Path, n: int, device: str, decimation: int, seconds: float,
 NO_RESETS = {"terminations.max_base_tilt": 1e9, "terminations.max_deck_tilt": 1e9,
              "terminations.max_yaw_difference": 1e9, "terminations.max_attachment_error": 1e9,
              "sim.episode_length_s": 1e6}
-VARIANTS = {"env": {}, "noreset": NO_RESETS, "compiled": {"sim.compile": True}}
+VARIANTS = {"env": {}, "noreset": NO_RESETS, "compiled": {"sim.compile": True},
+            "kinematics": {"sim.reset_refresh": "positions"}}
 
 
 def measure_env(task: str, n: int, device: str, seconds: float, warmup: int, variant: str) -> dict:

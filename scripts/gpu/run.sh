@@ -17,6 +17,9 @@
 # gpu_bench.log, results.tar (eval/ with eval.json and plots, the run's config.json,
 # train_gpu.json, training.png, gpu_profile.txt, the TensorBoard events) and the checkpoint in
 # parts, model_<k>.pt.part-aa, -ab, ...
+# Compiling MuJoCo Warp's kernels takes over two minutes of a cold machine. The compiled kernels
+# come back as $OUT/warp_kernels.tgz (when under 15 MB); put it in .gpu_cache/ (git-ignored) and
+# the --stage call carries it too, so the next session starts with them (sm_90: H100 and H200).
 set -uo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$REPO" || exit 1
@@ -31,6 +34,7 @@ if [ "${1:-}" = "--stage" ]; then
   mkdir -p "$HOLD"
   staged=0
   [ -s .gpu_a/warp_gpu.part-aa ] && cp .gpu_a/warp_gpu.part-aa "$HOLD/" && staged=1
+  [ -s .gpu_cache/warp_kernels.tgz ] && cp .gpu_cache/warp_kernels.tgz "$HOLD/"
   if [ "$staged" = 0 ]; then
     echo "--stage: no .gpu_a/warp_gpu.part-aa carried" >&2
     exit 2
@@ -76,8 +80,17 @@ install_packages() {
   export PYTHONPATH="$SITE:$REPO${PYTHONPATH:+:$PYTHONPATH}"
   export PYTHONUNBUFFERED=1
   python3 -c "import sys, torch, numpy, mujoco, warp, mujoco_warp; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'numpy', numpy.__version__, 'mujoco', mujoco.__version__, 'warp', warp.__version__, 'mujoco_warp', mujoco_warp.__version__)"
+  warp_cache="$HOME/.cache/warp"
+  if [ -s "$HOLD/warp_kernels.tgz" ] && [ ! -d "$warp_cache" ]; then
+    mkdir -p "$HOME/.cache" && tar -xzf "$HOLD/warp_kernels.tgz" -C "$HOME/.cache" && echo "restored the Warp kernel cache"
+  fi
   python3 -u scripts/gpu/bench_gpu.py --device "$DEVICE" "$@"
   bench_status=$?
+  if [ -d "$warp_cache" ]; then  # for the next session's --stage call
+    tar -czf "$OUT/warp_kernels.tgz" -C "$HOME/.cache" warp
+    size=$(stat -c %s "$OUT/warp_kernels.tgz")
+    [ "$size" -gt $((15 * 1024 * 1024)) ] && { echo "Warp kernel cache is $size bytes: not brought back"; rm -f "$OUT/warp_kernels.tgz"; }
+  fi
   # Then paper-preset training for TRAIN_BUDGET seconds and a deterministic evaluation of the
   # final checkpoint.
   run_dir=/tmp/dhal_gpu_run

@@ -313,3 +313,33 @@ def test_the_task_runs_on_warp_with_every_randomised_field() -> None:
     assert torch.isfinite(result.reward).all() and not env.sim.warning_counts()
     assert not torch.equal(damping[0], damping[1])  # truck damping differs per world
     env.close()
+
+
+@pytest.mark.parametrize("backend", ["mujoco_batch", "mujoco_warp"])
+def test_a_positions_only_reset_gives_the_same_poses_and_the_same_next_step(settled, backend) -> None:
+    """refresh="positions" (the GPU's cheap reset) against a full forward: the same bodies and
+    sites at once, zeros for sensors and torques of the reset env, and the same physics after."""
+    qpos, qvel = settled
+    sims = [make_simulator(backend, SCENE, 3, "cpu") for _ in range(2)]
+    ctrl = key_ctrl(sims[0], 3)
+    reset = torch.tensor([1])
+    for sim, refresh in zip(sims, ("forward", "positions")):
+        sim.set_state(torch.arange(3), qpos, qvel)
+        sim.step(ctrl, 4)
+        before = sim.read()
+        sim.set_state(reset, qpos[1:2], torch.zeros(1, sim.info.nv), ctrl[1:2], refresh=refresh)
+    full, cheap = sims[0].read(), sims[1].read()
+    for field in ("qpos", "qvel", "site_xpos", "xpos", "xquat"):
+        assert torch.allclose(getattr(full, field), getattr(cheap, field), atol=1e-6), field
+    assert (cheap.sensordata[1] == 0).all() and (cheap.actuator_force[1] == 0).all()
+    assert full.sensordata[1].abs().sum() > 0  # a forward does compute them
+    for field in ("sensordata", "actuator_force"):  # the other envs are untouched (a Warp
+        # forward, which runs every world, would move their acceleration-stage sensors)
+        assert torch.equal(getattr(before, field)[[0, 2]], getattr(cheap, field)[[0, 2]]), field
+    for sim in sims:
+        sim.step(ctrl, 4)
+    full, cheap = sims[0].read(), sims[1].read()
+    for field in ("qpos", "qvel", "site_xpos", "sensordata", "actuator_force"):
+        assert torch.allclose(getattr(full, field), getattr(cheap, field), atol=1e-4), field
+    with pytest.raises(ValueError, match="refresh must be"):
+        sims[0].set_state(reset, qpos[1:2], qvel[1:2], refresh="velocities")  # type: ignore[arg-type]

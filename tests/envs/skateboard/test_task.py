@@ -179,3 +179,25 @@ def test_the_compiled_step_matches_the_eager_one():
         assert ("log" in a.extras) == (i == 1) == ("log" in b.extras)
         if i == 1:
             assert a.extras["log"] == pytest.approx(b.extras["log"], abs=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["mujoco_batch", "mujoco_warp"])
+def test_positions_only_resets_change_no_observation_or_reward(backend):
+    """sim.reset_refresh="positions" (the GPU's cheap reset) against a full forward, through a
+    time-out: the reset path's observations need no sensor, so nothing the learner sees moves."""
+    if backend == "mujoco_warp":
+        pytest.importorskip("mujoco_warp")
+    envs = [make_env(num_envs=3, seed=5, backend=backend, device="cpu",
+                     overrides={**QUIET, "sim.reset_refresh": refresh}) for refresh in ("forward", "positions")]
+    draws = torch.Generator().manual_seed(1)
+    for i in range(3):
+        if i == 1:
+            for env in envs:
+                env.episode_length_buf[2] = env.max_episode_length - 1
+        actions = 0.3 * torch.randn(3, 12, generator=draws)
+        a, b = (env.step(actions) for env in envs)
+        assert torch.equal(a.truncated, b.truncated)
+        assert torch.allclose(a.reward, b.reward, atol=1e-4)
+        for key in a.observations:
+            assert torch.allclose(a.observations[key], b.observations[key], atol=1e-4), key
+    assert envs[1].episode_length_buf[2] == 1  # it did reset
