@@ -109,7 +109,9 @@ class Simulator(Protocol):
         self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor, ctrl: torch.Tensor | None = None,
         check: bool = True, refresh: Refresh = "forward",
     ) -> None:
-        """Reset the given envs to (qpos, qvel), clearing warm-starts. With `ctrl` [n, nu], the
+        """Reset the given envs to (qpos, qvel), clearing warm-starts. `env_ids` are int64 ids with
+        rows [n, ...], or a bool mask [N] with rows for every env (only masked rows are written;
+        on a GPU a mask needs no host synchronisation). With `ctrl` [n, nu], the
         controls are set and each delayed actuator's control history is filled with them, so
         a delay applies these controls, not zeros, right after the reset. check=False defers
         problems to the next `check()`, as for `step`; `refresh` says what is recomputed

@@ -331,18 +331,25 @@ class MujocoBatchSimulator:
         and the control histories, then mj_forward."""
         if refresh not in ("forward", "positions"):
             raise ValueError(f"refresh must be 'forward' or 'positions', got {refresh!r}")
-        ids, order = self._ids(env_ids)
+        if isinstance(env_ids, torch.Tensor) and env_ids.dtype == torch.bool:
+            if tuple(env_ids.shape) != (self.num_envs,):
+                raise ValueError(f"an env mask must have shape ({self.num_envs},), got {tuple(env_ids.shape)}")
+            ids = np.flatnonzero(env_ids.cpu().numpy())
+            order, rows = ids, self.num_envs  # rows are given for every env: pick the masked ones
+        else:
+            ids, order = self._ids(env_ids)
+            rows = ids.size
         if ids.size == 0:
             return
-        qpos_rows = self._rows(qpos, order, ids.size, self.info.nq)
-        qvel_rows = self._rows(qvel, order, ids.size, self.info.nv)
+        qpos_rows = self._rows(qpos, order, rows, self.info.nq)
+        qvel_rows = self._rows(qvel, order, rows, self.info.nv)
         # the reset clears the warning counters of these envs: keep their totals
         self._warnings_cleared += self._warning_number[ids].sum(axis=0)
         self.batch.reset(ids, stage=mujoco.mjtStage.mjSTAGE_NONE)
         self._np["qpos"][ids] = qpos_rows
         self._np["qvel"][ids] = qvel_rows
         if ctrl is not None:
-            ctrl_rows = self._rows(ctrl, order, ids.size, self.info.nu)
+            ctrl_rows = self._rows(ctrl, order, rows, self.info.nu)
             self._np["ctrl"][ids] = ctrl_rows
             history = self._np["history"]
             for actuator, columns in self._ctrl_history:

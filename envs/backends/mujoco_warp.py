@@ -181,6 +181,7 @@ class MujocoWarpSimulator:
         self._scrub_views: list[torch.Tensor] | None = None
         self._warnings = dict.fromkeys(_BAD_WARNINGS, 0)
         self._stage1_valid = False
+        self._unchecked: tuple[torch.Tensor, ...] | None = None  # flags of steps not yet checked
         self._graphs: dict[str, Any] = {}
         self._use_graphs = graphs_supported(self._wp_device) if graphs is None else bool(graphs)
         self._renderer: Any = None
@@ -261,22 +262,36 @@ class MujocoWarpSimulator:
         self._stage1_valid = update_derived
         if check:
             self.check()
+        else:  # judged now, on the device: the caller may reset these worlds before check()
+            self._unchecked = self._problems(self._unchecked)
+
+    def _problems(self, earlier: tuple[torch.Tensor, ...] | None = None) -> tuple[torch.Tensor, ...]:
+        """Device-side flags (bad qpos, bad qvel, bad qacc per world; capacity flags per world;
+        whether any count passed its buffer), or-ed with `earlier` flags. No host sync."""
+        t = self._t
+        capacity = (
+            (t["nefc"] > self.njmax).any() | (t["nacon"][0] > self._naconmax) | (t["ncollision"][0] > self._naconmax)
+        )
+        now = (
+            ~(t["qpos"].abs() < _MAXVAL).all(dim=1),  # NaN compares False
+            ~(t["qvel"].abs() < _MAXVAL).all(dim=1),
+            ~(t["qacc"].abs() < _MAXVAL).all(dim=1),
+            t["overflow"] & _CAPACITY_FLAGS,
+            capacity,
+        )
+        if earlier is None:
+            return now
+        return tuple(a | b for a, b in zip(earlier, now))
 
     def check(self) -> None:
-        """Raise on divergence or capacity overflow since the last check (one host sync). Warp's
-        overflow flags are sticky, so an unchecked reset's overflow is still seen here."""
+        """Raise on divergence or capacity overflow since the last check (one host sync): what
+        unchecked steps found when they ran, and what is wrong now. Warp's overflow flags are
+        sticky, so an unchecked reset's overflow is seen too."""
         t = self._t
-        bad_pos = ~(t["qpos"].abs() < _MAXVAL).all(dim=1)  # NaN compares False
-        bad_vel = ~(t["qvel"].abs() < _MAXVAL).all(dim=1)
-        bad_acc = ~(t["qacc"].abs() < _MAXVAL).all(dim=1)
+        bad_pos, bad_vel, bad_acc, flags, counts = self._problems(self._unchecked)
+        self._unchecked = None
         bad = bad_pos | bad_vel | bad_acc
-        flags = t["overflow"] & _CAPACITY_FLAGS
-        capacity = (
-            (flags != 0).any()
-            | (t["nefc"] > self.njmax).any()
-            | (t["nacon"][0] > self._naconmax)
-            | (t["ncollision"][0] > self._naconmax)
-        )
+        capacity = (flags != 0).any() | counts
         diverged, overflowed = torch.stack((bad.any(), capacity)).tolist()
         if overflowed and not diverged:
             self._raise_capacity(flags)
@@ -414,34 +429,67 @@ class MujocoWarpSimulator:
     ) -> None:
         """Reset the given envs (time, warm-start, act, ctrl, forces, eq_active to the model's
         defaults), write qpos/qvel ([n, nq] / [n, nv], or one row for all) and, if given, ctrl
-        and the control histories, then forward."""
+        and the control histories, then forward. With a bool mask for `env_ids`, rows are given
+        for every env and nothing waits for the device."""
         if refresh not in ("forward", "positions"):
             raise ValueError(f"refresh must be 'forward' or 'positions', got {refresh!r}")
-        ids = self._ids(env_ids)
-        n = ids.numel()
-        if n == 0:
-            return
-        qpos_rows = self._rows(qpos, n, self.info.nq)
-        qvel_rows = self._rows(qvel, n, self.info.nv)
-        self._reset_rows(ids)
-        self._t["qpos"][ids] = qpos_rows
-        self._t["qvel"][ids] = qvel_rows
-        if ctrl is not None:
-            ctrl_rows = self._rows(ctrl, n, self.info.nu)
-            self._t["ctrl"][ids] = ctrl_rows
-            if self._history_columns.numel():  # one write for all actuators' stored controls
-                self._t["history"][ids.unsqueeze(-1), self._history_columns] = ctrl_rows[:, self._history_actuator]
+        if isinstance(env_ids, torch.Tensor) and env_ids.dtype == torch.bool:
+            if tuple(env_ids.shape) != (self.num_envs,):
+                raise ValueError(f"an env mask must have shape ({self.num_envs},), got {tuple(env_ids.shape)}")
+            mask = env_ids.to(self.device)
+            select: torch.Tensor = mask.unsqueeze(-1)
+            self._reset_mask.copy_(mask)
+            self._launch("reset")
+            self._write_where(select, qpos, qvel, ctrl)
+        else:
+            select = self._ids(env_ids)
+            if select.numel() == 0:
+                return
+            self._reset_rows(select)
+            self._write_rows(select, qpos, qvel, ctrl)
         if refresh == "forward":
             self._launch("forward")  # all worlds (Warp has no per-world forward); same result
             self._stage1_valid = True
         else:  # poses now; the next step starts with a full step, so its physics is unchanged
             self._launch("kinematics")
-            self._t["sensordata"][ids] = 0.0
-            self._t["actuator_force"][ids] = 0.0
+            for name in ("sensordata", "actuator_force"):
+                view = self._t[name]
+                if select.dtype == torch.bool:
+                    view.masked_fill_(select, 0.0)
+                else:
+                    view[select] = 0.0
             self._stage1_valid = False
         if check:
             self.check()
         # a bad qpos/qvel shows up as a divergence at the next step, as on the CPU backend
+
+    def _write_rows(self, ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor, ctrl: torch.Tensor | None) -> None:
+        n = ids.numel()
+        self._t["qpos"][ids] = self._rows(qpos, n, self.info.nq)
+        self._t["qvel"][ids] = self._rows(qvel, n, self.info.nv)
+        if ctrl is not None:
+            ctrl_rows = self._rows(ctrl, n, self.info.nu)
+            self._t["ctrl"][ids] = ctrl_rows
+            if self._history_columns.numel():  # one write for all actuators' stored controls
+                self._t["history"][ids.unsqueeze(-1), self._history_columns] = ctrl_rows[:, self._history_actuator]
+
+    def _write_where(self, select: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor,
+                     ctrl: torch.Tensor | None) -> None:
+        """The masked form of `_write_rows`: rows for every env, written where `select` [N, 1]."""
+        n = self.num_envs
+
+        def put(view: torch.Tensor, rows: torch.Tensor) -> None:
+            view.copy_(torch.where(select, rows, view))
+
+        put(self._t["qpos"], self._rows(qpos, n, self.info.nq))
+        put(self._t["qvel"], self._rows(qvel, n, self.info.nv))
+        if ctrl is not None:
+            ctrl_rows = self._rows(ctrl, n, self.info.nu)
+            put(self._t["ctrl"], ctrl_rows)
+            if self._history_columns.numel():
+                history = self._t["history"]
+                cols = self._history_columns
+                history[:, cols] = torch.where(select, ctrl_rows[:, self._history_actuator], history[:, cols])
 
     def set_qvel(self, env_ids: torch.Tensor, qvel: torch.Tensor) -> None:
         """Overwrite velocities of the given envs; velocity-dependent outputs follow at the next

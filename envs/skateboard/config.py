@@ -18,8 +18,13 @@ class SimConfig:
     # On an H200 it gained 3-5 % env throughput for 1-2 min of compiling (BENCHMARKS.md).
     compile: bool = False
     # What a reset recomputes (backends.base.Refresh): "positions" skips the all-worlds forward
-    # on a GPU, and sensors/torques of just-reset envs read 0 until their first step.
-    reset_refresh: Literal["forward", "positions"] = "forward"
+    # on a GPU (the physics is the same), and sensors/torques of just-reset envs read 0 until
+    # their first step.
+    reset_refresh: Literal["forward", "positions"] = "positions"
+    # Restart finished envs with a mask before the step's one host synchronisation (every step,
+    # whether or not an env finished) instead of asking which finished. None: on CUDA devices,
+    # where asking would stall the launch queue; on the CPU asking is free.
+    queue_resets: bool | None = None
 
 
 @dataclass(frozen=True)

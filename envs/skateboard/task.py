@@ -66,6 +66,10 @@ class SkateboardEnv:
                 obs_cfg.critic, self.contract.frame_size, obs_cfg.history_length, obs_cfg.contact_history_length),
         }
         self.reward_table = rewards.RewardTable(cfg.rewards, self.step_dt, self.device)
+        # SimConfig.queue_resets: the same resets either way; only the random draws for them
+        # differ (made every step when queued).
+        queue = cfg.sim.queue_resets
+        self.queue_resets = self.device.type == "cuda" if queue is None else queue
         # the pure per-step functions, compiled if SimConfig.compile
         self.compiled = cfg.sim.compile
         self._derive = maybe_compile(derive_state, self.compiled)
@@ -92,6 +96,8 @@ class SkateboardEnv:
         self.contact_history = zeros(n, self.cfg.observations.contact_history_length, 4)
         self.history = zeros(n, self.contract.history_length, self.contract.frame_size)
         self.episode_sums = zeros(n, len(self.reward_table.term_names))  # [N, T]
+        # the sums and lengths of the episodes that ended at the last restart, for the log
+        self._ended_sums, self._ended_steps = self.episode_sums.clone(), self.episode_length_buf.clone()
         self.ctrl = zeros(n, self.sim.info.nu)
         self.default_pose = torch.tensor(go1.DEFAULT_POSE, device=dev)
         self.free_feet = torch.tensor(rewards.FREE_FEET, device=dev)
@@ -121,10 +127,11 @@ class SkateboardEnv:
         return {k: v.clone() for k, v in self._obs.items()}
 
     def reset(self, env_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        ids = torch.arange(self.num_envs, device=self.device) if env_ids is None else env_ids.to(self.device).long()
-        self._reset_envs(ids)
-        self.state = self._derive(self.sim.read(), self.idx)
-        self._obs = self._build_observations(self.state, refill=ids)
+        if env_ids is None:
+            mask = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
+        else:
+            mask = self._mask(env_ids.to(self.device).long())
+        self._restart(mask, check=True)
         return self.observations()
 
     def step(self, actions: torch.Tensor) -> StepResult:
@@ -153,30 +160,36 @@ class SkateboardEnv:
 
         self._resample_commands()
         self._apply_pushes()
-        self._obs = self._build_observations(s, refill=None, phase=phase)
+        self._obs = self._build_observations(s, fresh=None, phase=phase)
         # What the dynamics model must predict is the next observation's clean state, taken
         # here, before finished envs are reset.
         dynamics_targets = {
             "next_state": self.contract.dynamics_from_frame(self._clean_frame),
             "next_contacts": self.foot_contact[:, self.free_feet].float(),
         }
+        terminated = torch.stack(tuple(reasons.values()), dim=-1).any(-1)
+        truncated = (self.episode_length_buf >= self.max_episode_length) & ~terminated
+        final_observations = None
+        if self.queue_resets:
+            final_observations = self._finish_episodes(terminated | truncated)
         # Everything above is queued without waiting for the physics; this is the step's one
         # host synchronisation (on a GPU), so the launches overlap the simulation.
         diverged = self._diverged_envs()
-        if diverged is not None:
-            self._discard_diverged(diverged, sums_before, breakdown, metrics, dynamics_targets)
         reasons["diverged"] = self._mask(diverged)
-        terminated = torch.stack(tuple(reasons.values()), dim=-1).any(-1)
-        truncated = (self.episode_length_buf >= self.max_episode_length) & ~terminated
-
-        done_ids = (terminated | truncated).nonzero().squeeze(-1)
+        if diverged is not None:
+            outputs = (breakdown.groups, breakdown.term_values, *metrics.values(), *dynamics_targets.values(),
+                       *self._obs.values(), *(final_observations or {}).values())
+            self._discard_diverged(diverged, sums_before, outputs)
+            terminated, truncated = terminated | reasons["diverged"], truncated & ~reasons["diverged"]
+            if self.queue_resets:  # the backend has put them at the model defaults since
+                self._restart(reasons["diverged"])
+        done = terminated | truncated
+        if not self.queue_resets and bool(done.any()):  # asking costs nothing on the CPU
+            final_observations = self._finish_episodes(done)
         extras: dict = {}
-        if len(done_ids) > 0:
-            extras["final_observations"] = self.observations()
-            extras["log"] = self._episode_log(done_ids, reasons)
-            self._reset_envs(done_ids, check=False)  # checked with the next step's physics
-            self.state = self._derive(self.sim.read(), self.idx)
-            self._obs = self._build_observations(self.state, refill=done_ids)
+        log = None if final_observations is None else self._episode_log(done, reasons)
+        if log is not None:
+            extras.update(final_observations=final_observations, log=log)
         extras.update(
             reward_groups=breakdown.groups, reward_group_names=self.reward_group_names,
             time_outs=truncated.clone(), dynamics_targets=dynamics_targets, metrics=metrics,
@@ -232,14 +245,13 @@ class SkateboardEnv:
             mask[ids] = True
         return mask
 
-    def _discard_diverged(self, ids: torch.Tensor, sums_before: torch.Tensor, breakdown: rewards.RewardBreakdown,
-                          metrics: dict[str, torch.Tensor], dynamics_targets: dict[str, torch.Tensor]) -> None:
+    def _discard_diverged(self, ids: torch.Tensor, sums_before: torch.Tensor, outputs: tuple[torch.Tensor, ...]) -> None:
         """This step's values of diverged envs came from a broken state (NaN on some backends):
-        they earn nothing, keep their episode sums, and their observations and targets are
-        zeroed until the reset rebuilds them."""
+        they earn nothing, keep their episode sums, and their rows of the step's `outputs`
+        (rewards, observations, targets) are zeroed until the reset rebuilds them."""
         self.episode_sums[ids] = sums_before[ids]
-        for values in (breakdown.groups, breakdown.term_values, *metrics.values(),
-                       *dynamics_targets.values(), *self._obs.values()):
+        self._ended_sums[ids] = sums_before[ids]
+        for values in outputs:
             values[ids] = 0.0
 
     def _update_contacts(self, s: SkateState) -> None:
@@ -299,51 +311,76 @@ class SkateboardEnv:
             "yaw_rate": s.base_ang_vel_b[:, 2],
         }
 
-    def _episode_log(self, ids: torch.Tensor, reasons: dict[str, torch.Tensor]) -> dict[str, float]:
-        # one device-to-host copy for all the numbers
+    def _episode_log(self, done: torch.Tensor, reasons: dict[str, torch.Tensor]) -> dict[str, float] | None:
+        """Means over the episodes that ended (from `_finish_episodes`' record), or None if none
+        did; one device-to-host copy for all the numbers."""
+        count = done.sum()
+        weight = done.float()
+        per_episode = count.clamp(min=1).float()
         values = torch.cat((
-            self.episode_sums[ids].mean(0) / self.cfg.sim.episode_length_s,
-            torch.stack(tuple(reasons.values()), dim=-1)[ids].float().sum(0),
-            (self.episode_length_buf[ids].float().mean() * self.step_dt).unsqueeze(0),
+            (self._ended_sums * weight.unsqueeze(-1)).sum(0) / per_episode / self.cfg.sim.episode_length_s,
+            (torch.stack(tuple(reasons.values()), dim=-1) & done.unsqueeze(-1)).float().sum(0),
+            ((self._ended_steps.float() * weight).sum() / per_episode * self.step_dt).unsqueeze(0),
+            count.float().unsqueeze(0),
         )).tolist()
+        if values.pop() == 0:
+            return None
         names = [f"Episode_Reward/{k}" for k in self.reward_table.term_names]
         names += [f"Episode_Termination/{k}" for k in reasons] + ["Episode/length_s"]
         return dict(zip(names, values, strict=True))
 
     # ---- resets and observations ------------------------------------------------------------------
-    def _set_pose(self, ids: torch.Tensor, check: bool = True) -> None:
-        """Put envs in the push or glide keyframe, with that pose's joint targets as controls."""
-        glide = torch.rand(len(ids), generator=self.generator, device=self.device) < self.cfg.reset.glide_fraction
+    def _finish_episodes(self, done: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Record the ending episodes' sums and lengths for the log, restart the envs in `done`
+        and return the observations from before the restart (for time-out bootstrapping)."""
+        final = self.observations()
+        self._ended_sums = self.episode_sums.clone()
+        self._ended_steps = self.episode_length_buf.clone()
+        self._restart(done)
+        return final
+
+    def _restart(self, mask: torch.Tensor, check: bool = False) -> None:
+        """Reset the envs in `mask` and rebuild their observations. Masked throughout, so on a
+        GPU nothing waits for the device; unchecked resets are checked with the next physics."""
+        self._reset_where(mask, check)
+        self.state = self._derive(self.sim.read(), self.idx)
+        self._obs = self._build_observations(self.state, fresh=mask)
+
+    def _set_pose(self, mask: torch.Tensor, check: bool) -> None:
+        """Put the envs in `mask` in the push or glide keyframe, with that pose's joint targets
+        as controls (drawn for every env, written where masked)."""
+        n = self.num_envs
+        glide = torch.rand(n, generator=self.generator, device=self.device) < self.cfg.reset.glide_fraction
         qpos = torch.where(glide.unsqueeze(-1), self.keyframes["glide"], self.keyframes["push"]).clone()
         noise = self.cfg.reset.joint_noise
         if noise > 0:
-            u = torch.rand(len(ids), self.num_actions, generator=self.generator, device=self.device)
+            u = torch.rand(n, self.num_actions, generator=self.generator, device=self.device)
             qpos[:, self.idx.joint_qpos] += noise * (2.0 * u - 1.0)
         pose = torch.where(glide.unsqueeze(-1), self.glide_pose, self.default_pose)
-        ctrl = torch.zeros(len(ids), self.sim.info.nu, device=self.device)
+        ctrl = torch.zeros(n, self.sim.info.nu, device=self.device)
         ctrl[:, self.idx.actuators] = pose
-        self.sim.set_state(ids, qpos, torch.zeros(len(ids), self.sim.info.nv, device=self.device), ctrl, check=check,
+        self.sim.set_state(mask, qpos, torch.zeros(n, self.sim.info.nv, device=self.device), ctrl, check=check,
                            refresh=self.cfg.sim.reset_refresh)
 
-    def _reset_envs(self, ids: torch.Tensor, check: bool = True) -> None:
-        if len(ids) == 0:
-            return
-        self._set_pose(ids, check)
-        self.episode_length_buf[ids] = 0
-        self.commands[ids] = commands.sample_commands(len(ids), self.cfg.commands, self.generator, self.device)
-        for buf in (self.actions, self.last_actions, self.last_joint_vel, self.last_torques, self.contact_history):
-            buf[ids] = 0.0
-        for buf in (self.raw_foot_contact, self.foot_contact, self.raw_wheel_contact, self.wheel_contact):
-            buf[ids] = False
-        indicators = clock.phase_indicators(torch.zeros(len(ids), device=self.device), self.commands[ids], self.cfg.clock)
+    def _reset_where(self, mask: torch.Tensor, check: bool) -> None:
+        self._set_pose(mask, check)
+        rows = mask.unsqueeze(-1)
+        self.episode_length_buf.masked_fill_(mask, 0)
+        fresh = commands.sample_commands(self.num_envs, self.cfg.commands, self.generator, self.device)
+        self.commands.copy_(torch.where(rows, fresh, self.commands))
+        for buf in (self.actions, self.last_actions, self.last_joint_vel, self.last_torques, self.episode_sums):
+            buf.masked_fill_(rows, 0.0)
+        self.contact_history.masked_fill_(rows.unsqueeze(-1), 0.0)
+        for flags in (self.raw_foot_contact, self.foot_contact, self.raw_wheel_contact, self.wheel_contact):
+            flags.masked_fill_(rows, False)
+        indicators = clock.phase_indicators(torch.zeros(self.num_envs, device=self.device), self.commands, self.cfg.clock)
         for name, gate in self.gates.items():
-            gate[ids] = indicators[name]
-        self.episode_sums[ids] = 0.0
+            gate.copy_(torch.where(mask, indicators[name], gate))
 
-    def _build_observations(self, s: SkateState, refill: torch.Tensor | None,
+    def _build_observations(self, s: SkateState, fresh: torch.Tensor | None,
                             phase: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Push the new noisy frame into the history (or fill it, for the freshly reset envs in
-        `refill`)."""
+        the mask `fresh`)."""
         phase = self._phase() if phase is None else phase
         noise = None
         if self.cfg.observations.noise:
@@ -354,7 +391,7 @@ class SkateboardEnv:
             phase_input=clock.phase_input(phase, self.commands, self.cfg.clock), default_pose=self.default_pose,
             noise=noise, domain=self.domain, contact_history=self.contact_history,
             foot_contact=self.foot_contact, wheel_contact=self.wheel_contact,
-            history=self.history, fresh=None if refill is None else self._mask(refill),
+            history=self.history, fresh=fresh,
         )
         self._clean_frame, self.history = observed.clean_frame, observed.history
         # The proprio group is the history's newest frame, so both groups always agree.

@@ -8,9 +8,11 @@ For each number of envs N:
   overflow/divergence check and its host sync);
 * env: `make_env(num_envs=N, backend="mujoco_warp", device=...)` stepped with random actions
   (the task layer on top: observations, rewards, resets), control steps/s, in the --variants
-  asked for: "env" (as trained), "noreset" (terminations and time-outs off: what the reset path
-  costs), "kinematics" (resets refresh poses only, sim.reset_refresh=positions) and "compiled"
-  (SimConfig.compile; one to two minutes of compiling on a cold machine);
+  asked for: "env" (as configured: resets queued before the step's one synchronisation and
+  refreshing poses only), "noreset" (terminations and time-outs off: what resets cost at all),
+  "asking" (sim.queue_resets=False: the step asks which envs finished), "forward"
+  (sim.reset_refresh=forward: a reset runs Warp's all-worlds forward), "before" (both, as
+  measured on 2026-11-27) and "compiled" (sim.compile; 1-2 min of compiling on a cold machine);
 and the ratios to raw (the project's goal for env/raw is >= 0.8). Each measurement is time-boxed
 (--seconds); a size whose measurements no longer fit the --deadline is skipped. Results are
 printed as a table and written as JSON to $OUT/gpu_bench.json (or --json).
@@ -55,8 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=5, help="untimed env steps before timing")
     p.add_argument("--deadline", type=float, default=420.0, help="skip sizes that would end after this many seconds")
     p.add_argument("--task", default="dhal-skateboard")
-    p.add_argument("--variants", nargs="+", default=["env", "noreset", "kinematics"], choices=sorted(VARIANTS),
-                   help="env measurements per size (default: env noreset kinematics)")
+    p.add_argument("--variants", nargs="+", default=["env", "before", "noreset"], choices=sorted(VARIANTS),
+                   help="env measurements per size (default: env before noreset)")
     p.add_argument("--njmax", type=int, default=None)
     p.add_argument("--nconmax", type=int, default=None)
     p.add_argument("--json", type=Path, default=None, help="default: $OUT/gpu_bench.json, else ./gpu_bench.json")
@@ -190,7 +192,8 @@ NO_RESETS = {"terminations.max_base_tilt": 1e9, "terminations.max_deck_tilt": 1e
              "terminations.max_yaw_difference": 1e9, "terminations.max_attachment_error": 1e9,
              "sim.episode_length_s": 1e6}
 VARIANTS = {"env": {}, "noreset": NO_RESETS, "compiled": {"sim.compile": True},
-            "kinematics": {"sim.reset_refresh": "positions"}}
+            "asking": {"sim.queue_resets": False}, "forward": {"sim.reset_refresh": "forward"},
+            "before": {"sim.queue_resets": False, "sim.reset_refresh": "forward"}}
 
 
 def measure_env(task: str, n: int, device: str, seconds: float, warmup: int, variant: str) -> dict:
@@ -211,7 +214,7 @@ def measure_env(task: str, n: int, device: str, seconds: float, warmup: int, var
         with torch.inference_mode():
             t = time.perf_counter()
             for i in range(warmup):
-                if i == 1 and variant != "noreset":  # a time-out: the reset path is warm before timing
+                if i == 1 and variant != "noreset":  # a time-out: the reset path runs before timing
                     env.episode_length_buf[0] = env.max_episode_length - 1
                 env.step(bank[i % 16])
             sync(device)

@@ -343,3 +343,24 @@ def test_a_positions_only_reset_gives_the_same_poses_and_the_same_next_step(sett
         assert torch.allclose(getattr(full, field), getattr(cheap, field), atol=1e-4), field
     with pytest.raises(ValueError, match="refresh must be"):
         sims[0].set_state(reset, qpos[1:2], qvel[1:2], refresh="velocities")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("backend", ["mujoco_batch", "mujoco_warp"])
+def test_a_mask_resets_the_same_envs_as_their_ids(settled, backend) -> None:
+    qpos, qvel = settled
+    sims = [make_simulator(backend, SCENE, 3, "cpu") for _ in range(2)]
+    ctrl = key_ctrl(sims[0], 3)
+    for sim in sims:
+        sim.set_state(torch.arange(3), qpos, qvel)
+        sim.step(ctrl, 4)
+    fresh_q, fresh_v = qpos[[2, 2, 0]], torch.zeros(3, sims[0].info.nv)
+    sims[0].set_state(torch.tensor([0, 2]), fresh_q[[0, 2]], fresh_v[[0, 2]], ctrl[[0, 2]], refresh="positions")
+    sims[1].set_state(torch.tensor([True, False, True]), fresh_q, fresh_v, ctrl, refresh="positions")
+    for _ in range(2):
+        by_ids, by_mask = sims[0].read(), sims[1].read()
+        for field in ("qpos", "qvel", "site_xpos", "sensordata", "actuator_force"):
+            assert torch.equal(getattr(by_ids, field), getattr(by_mask, field)), field
+        for sim in sims:
+            sim.step(ctrl, 4)
+    with pytest.raises(ValueError, match="mask must have shape"):
+        sims[1].set_state(torch.tensor([True, False]), fresh_q[:2], fresh_v[:2])

@@ -50,8 +50,10 @@ def test_step_outputs_are_fresh_and_consistent(env):
     assert torch.equal(h2[alive, -2], h1[alive, -1])
 
 
-def test_time_out_truncates_and_resets_only_that_env():
-    env = make_env(num_envs=3, seed=1, overrides=QUIET)
+@pytest.mark.parametrize("queued", [False, True])
+def test_time_out_truncates_and_resets_only_that_env(queued):
+    # queued: the GPU's way (masked, before the sync), here on the CPU
+    env = make_env(num_envs=3, seed=1, overrides={**QUIET, "sim.queue_resets": queued})
     env.episode_length_buf[:] = torch.tensor([5, env.max_episode_length - 1, 7])
     out = env.step(torch.zeros(3, 12))
     assert out.truncated.tolist() == [False, True, False]
@@ -134,11 +136,12 @@ def test_random_actions_stay_numerically_clean():
     assert env.sim.warning_counts() == {}
 
 
+@pytest.mark.parametrize("queued", [False, True])
 @pytest.mark.parametrize("backend", ["mujoco_batch", "mujoco_warp"])
-def test_a_diverged_env_ends_its_episode_and_leaks_no_nan(backend):
+def test_a_diverged_env_ends_its_episode_and_leaks_no_nan(backend, queued):
     if backend == "mujoco_warp":
         pytest.importorskip("mujoco_warp")
-    env = make_env(num_envs=3, seed=3, backend=backend, device="cpu", overrides=QUIET)
+    env = make_env(num_envs=3, seed=3, backend=backend, device="cpu", overrides={**QUIET, "sim.queue_resets": queued})
     env.step(torch.zeros(3, 12))
     sums_before = env.episode_sums.clone()
     env.sim.set_qvel(torch.tensor([1]), torch.full((env.sim.info.nv,), 1e11))
