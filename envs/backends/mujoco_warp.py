@@ -53,7 +53,6 @@ default stream. Do not drive this simulator from a non-default torch stream.
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -62,6 +61,7 @@ import numpy as np
 import torch
 
 from .base import ModelInfo, Refresh, SimState, SimulationDiverged
+from .warp_capacity import WarpCapacityError, capacity_error
 from .mujoco_batch import build_model_info, ctrl_history_columns, model_field_copy
 from .warp_setup import (
     DEFAULT_NCONMAX,
@@ -82,10 +82,6 @@ _MAXVAL = 1e10  # MuJoCo's mjMAXVAL: larger |qpos|, |qvel|, |qacc| counts as div
 _SOLVER_LIMIT_FLAGS = int(mjw.OverflowType.ITERATIONS) | int(mjw.OverflowType.LS_ITERATIONS)
 _CAPACITY_FLAGS = int(mjw.OverflowType.ALL) & ~_SOLVER_LIMIT_FLAGS
 _BAD_WARNINGS = ("mjWARN_BADQPOS", "mjWARN_BADQVEL", "mjWARN_BADQACC")
-
-
-class WarpCapacityError(RuntimeError):
-    """A fixed-size Warp buffer (constraints, contacts, ...) overflowed: the physics is wrong."""
 
 
 @wp.kernel
@@ -342,42 +338,9 @@ class MujocoWarpSimulator:
 
     def _raise_capacity(self, flags: torch.Tensor) -> None:
         t = self._t
-        bits = 0
-        for value in flags.unique().tolist():
-            bits |= int(value)
-        max_nefc = int(t["nefc"].max().item())
-        nacon, ncollision = int(t["nacon"][0].item()), int(t["ncollision"][0].item())
-        worlds = sorted(set((flags != 0).nonzero().squeeze(-1).tolist())
-                        | set((t["nefc"] > self.njmax).nonzero().squeeze(-1).tolist()))  # fmt: skip
-        names = [f.name for f in mjw.OverflowType if f.name != "ALL" and f.value and bits & f.value]
-        problems = []
-        if bits & int(mjw.OverflowType.NEFC) or max_nefc > self.njmax:
-            need = _round_up(max(max_nefc, self.njmax + 1) * 3 // 2, 32)
-            problems.append(
-                f"constraint rows: a world needed more than njmax={self.njmax} (nefc up to "
-                f"{max_nefc} at the end of the call); pass njmax={need} or more"
-            )
-        contact_bits = int(mjw.OverflowType.BROADPHASE) | int(mjw.OverflowType.NARROWPHASE)
-        if bits & contact_bits or max(nacon, ncollision) > self._naconmax:
-            per_world = math.ceil(max(nacon, ncollision, self._naconmax + 1) / self.num_envs)
-            need = _round_up(per_world * 2, 16)
-            problems.append(
-                f"contacts: more than nconmax={self.nconmax} per world on average "
-                f"(pool {self._naconmax} for {self.num_envs} worlds; {nacon} contacts, "
-                f"{ncollision} broadphase pairs); pass nconmax={need} or more"
-            )
-        other = bits & ~(int(mjw.OverflowType.NEFC) | contact_bits)
-        if other:
-            other_names = [
-                f.name for f in mjw.OverflowType if f.name != "ALL" and f.value and other & f.value
-            ]
-            problems.append(f"other MuJoCo Warp buffers overflowed: {other_names}")
-        where = f" in worlds {worlds[:16]}{' ...' if len(worlds) > 16 else ''}" if worlds else ""
-        raise WarpCapacityError(
-            f"MuJoCo Warp buffer overflow ({', '.join(names) or 'counts'}){where}: "
-            + "; ".join(problems)
-            + ". The physics of the step is wrong; rebuild the simulator with larger buffers "
-            "(MujocoWarpSimulator(..., nconmax=..., njmax=...))."
+        raise capacity_error(
+            flags, t["nefc"], int(t["nacon"][0].item()), int(t["ncollision"][0].item()),
+            njmax=self.njmax, nconmax=self.nconmax, naconmax=self._naconmax,
         )
 
     # ------------------------------------------------------------------ reading
@@ -599,9 +562,3 @@ class MujocoWarpSimulator:
             f"device={str(self.device)!r}, nconmax={self.nconmax}, njmax={self.njmax}, "
             f"graphs={self._use_graphs})"
         )
-
-
-def _round_up(x: int, multiple: int) -> int:
-    return -(-int(x) // multiple) * multiple
-
-
