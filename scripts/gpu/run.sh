@@ -80,20 +80,20 @@ install_packages() {
   export PYTHONPATH="$SITE:$REPO${PYTHONPATH:+:$PYTHONPATH}"
   export PYTHONUNBUFFERED=1
   python3 -c "import sys, torch, numpy, mujoco, warp, mujoco_warp; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'numpy', numpy.__version__, 'mujoco', mujoco.__version__, 'warp', warp.__version__, 'mujoco_warp', mujoco_warp.__version__)"
-  warp_cache="$HOME/.cache/warp"
+  warp_cache="${WARP_CACHE_PATH:-$HOME/.cache/warp}"  # Warp's own default and override
   if [ -s "$HOLD/warp_kernels.tgz" ] && [ ! -d "$warp_cache" ]; then
-    mkdir -p "$HOME/.cache" && tar -xzf "$HOLD/warp_kernels.tgz" -C "$HOME/.cache" && echo "restored the Warp kernel cache"
+    mkdir -p "$warp_cache" && tar -xzf "$HOLD/warp_kernels.tgz" -C "$warp_cache" && echo "restored the Warp kernel cache"
   fi
   python3 -u scripts/gpu/bench_gpu.py --device "$DEVICE" "$@"
   bench_status=$?
   if [ -d "$warp_cache" ]; then  # for the next session's --stage call
-    tar -czf "$OUT/warp_kernels.tgz" -C "$HOME/.cache" warp
+    tar -czf "$OUT/warp_kernels.tgz" -C "$warp_cache" .
     size=$(stat -c %s "$OUT/warp_kernels.tgz")
     [ "$size" -gt $((15 * 1024 * 1024)) ] && { echo "Warp kernel cache is $size bytes: not brought back"; rm -f "$OUT/warp_kernels.tgz"; }
   fi
   # Then paper-preset training for TRAIN_BUDGET seconds and a deterministic evaluation of the
   # final checkpoint.
-  run_dir=/tmp/dhal_gpu_run
+  run_dir="${RUN_DIR:-/tmp/dhal_gpu_run}"
   rm -rf "$run_dir"
   echo "training: dhal train --preset $TRAIN_PRESET --time-limit ${TRAIN_BUDGET:-150}"
   python3 -u -m dhal.cli train --preset "$TRAIN_PRESET" --backend mujoco_warp --device "$DEVICE" --iterations 100000 \

@@ -138,9 +138,10 @@ def test_random_actions_stay_numerically_clean():
 
 @pytest.mark.parametrize("queued", [False, True])
 @pytest.mark.parametrize("backend", ["mujoco_batch", "mujoco_warp"])
-def test_a_diverged_env_ends_its_episode_and_leaks_no_nan(backend, queued):
+def test_a_diverged_env_ends_its_episode_and_leaks_no_nan(backend, queued, tmp_path, monkeypatch):
     if backend == "mujoco_warp":
         pytest.importorskip("mujoco_warp")
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes its warning to MUJOCO_LOG.TXT here
     env = make_env(num_envs=3, seed=3, backend=backend, device="cpu", overrides={**QUIET, "sim.queue_resets": queued})
     env.step(torch.zeros(3, 12))
     sums_before = env.episode_sums.clone()

@@ -1,0 +1,49 @@
+"""The prepared GPU script (scripts/gpu/run.sh), run whole on CPU Warp at tiny sizes: a device
+session gets one or two tries, so the script must not be first run there."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mujoco_warp")
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_run_sh_benchmarks_trains_evaluates_and_packs_on_cpu_warp(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # python3 = this venv
+        "SITE": str(tmp_path / "site"), "OUT": str(out), "RUN_DIR": str(tmp_path / "run"),
+        "HOME": str(tmp_path / "home"), "WARP_CACHE_PATH": str(Path.home() / ".cache" / "warp"),
+        "DEVICE": "cpu", "TRAIN_PRESET": "smoke", "TRAIN_BUDGET": "1", "EVAL_EPISODES": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+    args = ["--sizes", "2", "--seconds", "0.3", "--sim-seconds", "0", "--profile-steps", "1", "--deadline", "300"]
+    done = subprocess.run(["bash", str(REPO / "scripts/gpu/run.sh"), *args], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    bench = json.loads((out / "gpu_bench.json").read_text())
+    row = bench["results"][0]
+    for variant in ("env", "before", "noreset"):
+        assert row[f"{variant}_control_steps_per_s"] > 0 and row[f"{variant}_over_raw"] > 0, variant
+    assert bench["parity"]["parity_ok"]
+    assert (out / "gpu_bench.log").stat().st_size > 0
+    with tarfile.open(out / "results.tar") as tar:
+        names = set(tar.getnames())
+        assert {"config.json", "train_gpu.json", "training.png", "gpu_profile.txt", "eval/eval.json"} <= names
+        summary = json.load(tar.extractfile("train_gpu.json"))  # type: ignore[arg-type]
+    assert summary["iterations"] >= 1 and summary["preset"] == "smoke"
+    parts = sorted(out.glob("model_*.pt.part-*"))
+    assert parts, sorted(p.name for p in out.iterdir())
+    with tarfile.open(out / "warp_kernels.tgz") as tar:  # for the next session to carry
+        assert any(name.endswith(".meta") or "wp_" in name for name in tar.getnames())
+    assert len(list(out.iterdir())) <= 8  # what a device call brings back
