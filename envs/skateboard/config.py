@@ -23,7 +23,8 @@ class SimConfig:
     reset_refresh: Literal["forward", "positions"] = "positions"
     # Restart finished envs with a mask before the step's one host synchronisation (every step,
     # whether or not an env finished) instead of asking which finished. None: on CUDA devices,
-    # where asking would stall the launch queue; on the CPU asking is free.
+    # where asking would stall the launch queue; on the CPU asking is free. Pairs with
+    # reset_refresh="positions": with "forward" every step would run Warp's all-worlds forward.
     queue_resets: bool | None = None
 
 
