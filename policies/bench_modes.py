@@ -161,6 +161,9 @@ class BenchModesResult:
     error_ratio_mode_right: float  # the same ratio on the held-out samples whose mode K=num_modes gets right
     error_mode_right: float  # K=num_modes error on those samples
     error_mode_wrong: float  # and on the others (a wrong expert)
+    # beyond DHAL: the experts weighted by the classifier's probabilities (HybridModes.predict_hedged)
+    error_hedged: float
+    error_ratio_hedged: float  # K=1 error / error_hedged
     noise_floor: float  # process_noise^2 * state_dim: the expected error of the true model
     reducible_error_ratio: float  # (K=1 error - noise_floor) / (K=num_modes error - noise_floor)
     switch_step_fraction: float  # held-out samples whose transition is the first of a new mode
@@ -190,6 +193,8 @@ class BenchModesResult:
                          f"{self.error_mode_right:.4f} there, {self.error_mode_wrong:.4f} where the mode is wrong")
             lines.append(f"  reducible error ratio (noise floor {self.noise_floor:.4f} removed): "
                          f"{self.reducible_error_ratio:.2f}")
+            lines.append(f"  beyond DHAL, experts weighted by the classifier's probabilities: error "
+                         f"{self.error_hedged:.4f}, ratio {self.error_ratio_hedged:.2f}")
         lines.append(f"  switch steps ({self.switch_step_fraction:.3f} of samples): K={k} mode accuracy "
                      f"{self.switch_step_accuracy:.2f} there")
         for kk, parts in sorted(self.error_by_switch_distance.items(), reverse=True):
@@ -249,6 +254,14 @@ def true_mode_errors(model: HybridModes, data: SLDSData, mean: Tensor, std: Tens
     device = next(model.parameters()).device
     hist = ((data.histories - mean) / std).to(device)
     state = model.predict_in_mode(hist, data.modes.to(device)).cpu()
+    return (state - data.next_state).square().sum(-1)
+
+
+@torch.no_grad()
+def hedged_errors(model: HybridModes, data: SLDSData, mean: Tensor, std: Tensor) -> Tensor:
+    """Per-sample state error [N] of the classifier-weighted mean of the experts (`predict_hedged`)."""
+    device = next(model.parameters()).device
+    state = model.predict_hedged(((data.histories - mean) / std).to(device)).cpu()
     return (state - data.next_state).square().sum(-1)
 
 
@@ -345,6 +358,7 @@ def run_modes_benchmark(cfg: BenchModesConfig) -> BenchModesResult:
             mean = train.histories.mean(0)
             std = train.histories.std(0).clamp_min(1e-3)
             runs: dict[int, ModeRunResult] = {}
+            models: dict[int, HybridModes] = {}
             preds: dict[int, Tensor] = {}
             errors: dict[int, Tensor] = {}
 
@@ -355,8 +369,9 @@ def run_modes_benchmark(cfg: BenchModesConfig) -> BenchModesResult:
                 return cfg.seed * 1000 + 17 * num_modes
 
             for k in (cfg.num_modes, 1) if cfg.baseline else (cfg.num_modes,):
-                _, runs[k], preds[k], errors[k] = train_one(cfg, k, train, test, mean, std,
-                                                            seed=model_seed(k), fresh_data=fresh_data)
+                models[k], runs[k], preds[k], errors[k] = train_one(cfg, k, train, test, mean, std,
+                                                                    seed=model_seed(k), fresh_data=fresh_data)
+            hedged = hedged_errors(models[cfg.num_modes], test, mean, std)
             if cfg.supervised_reference:
                 # The unsupervised K-mode model's seed: the same initialisation, data and draws,
                 # so the two differ only in being told the modes.
@@ -381,6 +396,8 @@ def run_modes_benchmark(cfg: BenchModesConfig) -> BenchModesResult:
                                 if 1 in runs and bool(right.any()) else math.nan),
         error_mode_right=float(errors[k][right].mean()) if bool(right.any()) else math.nan,
         error_mode_wrong=float(errors[k][~right].mean()) if bool((~right).any()) else math.nan,
+        error_hedged=float(hedged.mean()),
+        error_ratio_hedged=runs[1].state_error / max(float(hedged.mean()), 1e-12) if 1 in runs else math.nan,
         noise_floor=noise_floor,
         reducible_error_ratio=((runs[1].state_error - noise_floor) / max(runs[k].state_error - noise_floor, 1e-12)
                                if 1 in runs else math.nan),

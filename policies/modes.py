@@ -254,6 +254,16 @@ class HybridModes(nn.Module):
         return _select(states, out.mode), _select(contacts, out.mode), out.mode
 
     @torch.no_grad()
+    def predict_hedged(self, history: Tensor) -> Tensor:
+        """Next state [B, S] as every expert's prediction (each from its own mean latent)
+        weighted by the classifier's probabilities: it hedges where the classifier is unsure. A
+        diagnostic beyond DHAL, whose evaluation decodes the argmax mode (`predict`)."""
+        probs = torch.softmax(self.mode_logits(history), dim=-1)
+        mu, _ = self.encode(history)
+        states, _ = self.decode_all(mu)
+        return (probs.unsqueeze(-1) * states).sum(1)
+
+    @torch.no_grad()
     def predict_in_mode(self, history: Tensor, mode: Tensor) -> Tensor:
         """Next state [B, S] decoded by the given modes' experts (mu of each) instead of the argmax."""
         mu, _ = self.encode(history)

@@ -43,6 +43,8 @@ def test_smoke_run_returns_sane_results_and_writes_outputs(tmp_path) -> None:
     assert result.noise_floor == pytest.approx(result.config["process_noise"] ** 2 * result.config["state_dim"])
     assert math.isfinite(result.reducible_error_ratio)
     assert set(result.error_by_switch_distance) == {1, 3}
+    assert result.error_ratio_hedged == pytest.approx(result.runs[1].state_error / result.error_hedged)
+    assert "weighted by the classifier" in result.summary()
 
 
 def test_benchmark_is_deterministic_given_the_seed() -> None:

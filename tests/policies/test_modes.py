@@ -181,6 +181,19 @@ def test_predict_in_mode_decodes_with_the_given_experts() -> None:
     assert torch.allclose(model.predict_in_mode(history, other), expected, atol=1e-6)
 
 
+def test_predict_hedged_weights_the_experts_by_the_classifier() -> None:
+    model = make(SMALL).eval()
+    history, _, _ = batch(SMALL, 5)
+    with torch.no_grad():
+        probs = torch.softmax(model.mode_logits(history), dim=-1)
+        per_mode = torch.stack([model.predict_in_mode(history, torch.full((5,), m)) for m in range(SMALL.num_modes)], 1)
+        assert torch.allclose(model.predict_hedged(history), (probs.unsqueeze(-1) * per_mode).sum(1), atol=1e-6)
+        # a certain classifier hedges nothing: the argmax path
+        model.classifier[-1].bias.copy_(torch.tensor([0.0, 1e4, 0.0]))
+        state, _, mode = model.predict(history)
+        assert (mode == 1).all() and torch.allclose(model.predict_hedged(history), state, atol=1e-6)
+
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_classifier_gradient_prefers_the_expert_with_lower_loss(assignment: str) -> None:
     """Every assignment shows the gate every expert's loss, so descent raises p of the best expert."""
