@@ -249,20 +249,13 @@ def evaluate(model: HybridModes, data: SLDSData, mean: Tensor, std: Tensor, batc
 
 
 @torch.no_grad()
-def true_mode_errors(model: HybridModes, data: SLDSData, mean: Tensor, std: Tensor) -> Tensor:
-    """Per-sample state error [N] with each sample decoded by its true mode's expert."""
+def prediction_errors(model: HybridModes, data: SLDSData, mean: Tensor, std: Tensor, hedged: bool = False) -> Tensor:
+    """Per-sample state error [N] with each sample decoded by its true mode's expert, or, with
+    `hedged`, by the classifier-weighted mean of the experts (`predict_hedged`)."""
     device = next(model.parameters()).device
     hist = ((data.histories - mean) / std).to(device)
-    state = model.predict_in_mode(hist, data.modes.to(device)).cpu()
-    return (state - data.next_state).square().sum(-1)
-
-
-@torch.no_grad()
-def hedged_errors(model: HybridModes, data: SLDSData, mean: Tensor, std: Tensor) -> Tensor:
-    """Per-sample state error [N] of the classifier-weighted mean of the experts (`predict_hedged`)."""
-    device = next(model.parameters()).device
-    state = model.predict_hedged(((data.histories - mean) / std).to(device)).cpu()
-    return (state - data.next_state).square().sum(-1)
+    state = model.predict_hedged(hist) if hedged else model.predict_in_mode(hist, data.modes.to(device))
+    return (state.cpu() - data.next_state).square().sum(-1)
 
 
 def error_by_switch_distance(errors: Tensor, offsets: Tensor) -> dict[str, float]:
@@ -371,14 +364,14 @@ def run_modes_benchmark(cfg: BenchModesConfig) -> BenchModesResult:
             for k in (cfg.num_modes, 1) if cfg.baseline else (cfg.num_modes,):
                 models[k], runs[k], preds[k], errors[k] = train_one(cfg, k, train, test, mean, std,
                                                                     seed=model_seed(k), fresh_data=fresh_data)
-            hedged = hedged_errors(models[cfg.num_modes], test, mean, std)
+            hedged = prediction_errors(models[cfg.num_modes], test, mean, std, hedged=True)
             if cfg.supervised_reference:
                 # The unsupervised K-mode model's seed: the same initialisation, data and draws,
                 # so the two differ only in being told the modes.
                 supervised, _, supervised_pred, supervised_errors = train_one(
                     cfg, cfg.num_modes, train, test, mean, std, seed=model_seed(cfg.num_modes),
                     fresh_data=fresh_data, supervised=True)
-                supervised_true_errors = true_mode_errors(supervised, test, mean, std)
+                supervised_true_errors = prediction_errors(supervised, test, mean, std)
     finally:
         torch.set_num_threads(threads)
     k = cfg.num_modes

@@ -8,6 +8,7 @@ and then works on batched tensors. Backends: `mujoco_batch` (CPU, mujoco.batch) 
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
 from typing import Literal, Mapping, Protocol, runtime_checkable
 
@@ -18,6 +19,12 @@ import torch
 # "positions" only (bodies, sites), with sensors and actuator forces of those envs reading 0 until
 # the next step. The second is the cheap reset on a GPU, where Warp's forward runs every world.
 Refresh = Literal["forward", "positions"]
+
+
+def check_refresh(refresh: str) -> None:
+    """Refuse a `refresh` that is not a `Refresh`, before a backend touches any state."""
+    if refresh not in typing.get_args(Refresh):
+        raise ValueError(f"refresh must be one of {typing.get_args(Refresh)}, got {refresh!r}")
 
 
 class SimulationDiverged(RuntimeError):

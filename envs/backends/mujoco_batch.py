@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from mujoco import batch as mjbatch
 
-from .base import ModelInfo, Refresh, SimState, SimulationDiverged
+from .base import ModelInfo, Refresh, SimState, SimulationDiverged, check_refresh
 
 __all__ = ["MujocoBatchSimulator", "build_model_info", "default_nthread", "raw_step_throughput"]
 
@@ -329,8 +329,7 @@ class MujocoBatchSimulator:
         """Reset the given envs (time, warm-start, act, ctrl, forces, eq_active to the model's
         defaults), write qpos/qvel ([n, nq] / [n, nv], or one row for all) and, if given, ctrl
         and the control histories, then mj_forward."""
-        if refresh not in ("forward", "positions"):
-            raise ValueError(f"refresh must be 'forward' or 'positions', got {refresh!r}")
+        check_refresh(refresh)
         if isinstance(env_ids, torch.Tensor) and env_ids.dtype == torch.bool:
             if tuple(env_ids.shape) != (self.num_envs,):
                 raise ValueError(f"an env mask must have shape ({self.num_envs},), got {tuple(env_ids.shape)}")

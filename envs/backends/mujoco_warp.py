@@ -60,7 +60,7 @@ import mujoco
 import numpy as np
 import torch
 
-from .base import ModelInfo, Refresh, SimState, SimulationDiverged
+from .base import ModelInfo, Refresh, SimState, SimulationDiverged, check_refresh
 from .warp_capacity import WarpCapacityError, capacity_error
 from .mujoco_batch import build_model_info, ctrl_history_columns, model_field_copy
 from .warp_setup import (
@@ -394,8 +394,7 @@ class MujocoWarpSimulator:
         defaults), write qpos/qvel ([n, nq] / [n, nv], or one row for all) and, if given, ctrl
         and the control histories, then forward. With a bool mask for `env_ids`, rows are given
         for every env and nothing waits for the device."""
-        if refresh not in ("forward", "positions"):
-            raise ValueError(f"refresh must be 'forward' or 'positions', got {refresh!r}")
+        check_refresh(refresh)
         if isinstance(env_ids, torch.Tensor) and env_ids.dtype == torch.bool:
             if tuple(env_ids.shape) != (self.num_envs,):
                 raise ValueError(f"an env mask must have shape ({self.num_envs},), got {tuple(env_ids.shape)}")

@@ -119,9 +119,9 @@ def observe(
     history: torch.Tensor,
     fresh: torch.Tensor | None,
 ) -> Observed:
-    """Every observation of one state, as a pure function of tensors (the env compiles it on
-    GPUs). `noise` is a standard-normal draw [N, F] for the frame (None: no noise); `history` and
-    `fresh` as for `push_frame`."""
+    """Every observation of one state, as a pure function of tensors (so the env can compile it:
+    SimConfig.compile). `noise` is a standard-normal draw [N, F] for the frame (None: no noise);
+    `history` and `fresh` as for `push_frame`."""
     signals = ProprioSignals(s.base_quat, s.base_ang_vel_b, s.joint_pos, s.joint_vel)
     values = frame_values(signals, commands, last_action, phase_input, default_pose)
     if noise is None:

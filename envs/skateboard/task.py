@@ -71,11 +71,10 @@ class SkateboardEnv:
         queue = cfg.sim.queue_resets
         self.queue_resets = self.device.type == "cuda" if queue is None else queue
         # the pure per-step functions, compiled if SimConfig.compile
-        self.compiled = cfg.sim.compile
-        self._derive = maybe_compile(derive_state, self.compiled)
-        self._rewards = maybe_compile(self.reward_table.compute, self.compiled)
-        self._terminations = maybe_compile(terminations.check_terminations, self.compiled)
-        self._observe = maybe_compile(observations.observe, self.compiled)
+        self._derive = maybe_compile(derive_state, cfg.sim.compile)
+        self._rewards = maybe_compile(self.reward_table.compute, cfg.sim.compile)
+        self._terminations = maybe_compile(terminations.check_terminations, cfg.sim.compile)
+        self._observe = maybe_compile(observations.observe, cfg.sim.compile)
         self._allocate_buffers()
         self.actuator_delay = self._delay_field()
         self.set_randomization_scale(events.curriculum_scale(cfg.randomization.curriculum, 0))
