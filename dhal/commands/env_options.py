@@ -48,24 +48,32 @@ def _parse_value(text: str) -> Any:
         return text  # a bare word such as a scene name
 
 
+def checked_backend(name: str) -> str:
+    """The registered backend name for `name` (aliases such as "mjwarp" allowed), or a `CommandError`
+    listing the choices."""
+    from dhal.envs.backends import canonical_backend
+
+    try:
+        return canonical_backend(name)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+
+
 def open_env(options: EnvOptions, num_envs: int) -> BatchedEnv:
     """Build the env, turning an unknown task or a bad override into a `CommandError`."""
     # Imported here so that `dhal --help` does not load the simulator.
     from dhal.envs import registry
-    from dhal.envs.backends import available_backends
     from dhal.envs.overrides import ConfigError
 
     tasks = registry.task_names()
     if options.task not in tasks:
         raise CommandError(f"unknown task {options.task!r}; available tasks: {', '.join(tasks)}")
-    backends = available_backends()
-    if options.backend not in backends:
-        raise CommandError(f"unknown backend {options.backend!r}; available backends: {', '.join(backends)}")
+    backend = checked_backend(options.backend)
     try:
         return registry.make_env(
             task=options.task,
             num_envs=num_envs,
-            backend=options.backend,
+            backend=backend,
             device=options.device,
             seed=options.seed,
             overrides=parse_overrides(options.override),

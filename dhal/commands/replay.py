@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import tyro
 
+from dhal.commands.env_options import checked_backend
 from dhal.commands.errors import CommandError
 from dhal.commands.video import VideoOptions
 
@@ -143,12 +144,10 @@ def _bridge_config(cfg: ReplayConfig, log: ReplayLog) -> tuple[BridgeConfig, str
 
 def _open_robot(cfg: ReplayConfig) -> SimulatedGo1:
     from dhal.deploy.sim_robot import SimulatedGo1
-    from dhal.envs.backends import available_backends
 
-    if cfg.backend not in available_backends():
-        raise CommandError(f"unknown backend {cfg.backend!r}; available backends: {', '.join(available_backends())}")
+    backend = checked_backend(cfg.backend)
     try:
-        return SimulatedGo1(cfg.scene, cfg.backend, cfg.keyframe)
+        return SimulatedGo1(cfg.scene, backend, cfg.keyframe)
     except (FileNotFoundError, KeyError) as error:
         raise CommandError(f"cannot build the simulated robot: {error}") from error
 

@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 import torch
 import tyro
 
-from dhal.commands.env_options import EnvOptions, open_env, parse_overrides
+from dhal.commands.env_options import EnvOptions, checked_backend, open_env, parse_overrides
 from dhal.commands.errors import CommandError
 
 DEFAULT_PRESET = "cpu"
@@ -139,7 +139,7 @@ def run(cfg: TrainCommandConfig) -> TrainOutputs:
     # ---- env -------------------------------------------------------------------------------------
     saved_env = saved.get("env", {})
     task = cfg.task or saved_env.get("task", DEFAULT_TASK)
-    backend = cfg.backend or saved_env.get("backend", DEFAULT_BACKEND)
+    backend = checked_backend(cfg.backend or saved_env.get("backend", DEFAULT_BACKEND))  # recorded by its full name
     device = cfg.device or saved_env.get("device", DEFAULT_DEVICE)
     seed = cfg.seed if cfg.seed is not None else int(saved_env.get("seed", DEFAULT_SEED)) + done
     # Under torchrun every process trains on its own envs and device; rank 0 writes the files.

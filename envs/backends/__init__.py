@@ -4,6 +4,8 @@
 registered as "module:attribute" strings and imported only when built, so importing this package
 never imports mujoco (or warp). Add a backend with `register_backend(name, "module:Class")` or a
 callable factory; the factory is called as `factory(xml_path, num_envs, device=device, **kw)`.
+Short names (`BACKEND_ALIASES`, e.g. "mjwarp") resolve to the registered ones everywhere a name is
+taken; `canonical_backend` gives the name to record.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ __all__ = [
     "SimState",
     "SimulationDiverged",
     "Simulator",
+    "BACKEND_ALIASES",
     "available_backends",
+    "canonical_backend",
     "make_simulator",
     "raw_step_throughput",
     "register_backend",
@@ -30,6 +34,10 @@ _BACKENDS: dict[str, str | Callable[..., Simulator]] = {
     "mujoco_batch": ".mujoco_batch:MujocoBatchSimulator",
     "mujoco_warp": ".mujoco_warp:MujocoWarpSimulator",
 }
+
+
+# short name -> registered name
+BACKEND_ALIASES: dict[str, str] = {"mjwarp": "mujoco_warp", "mjbatch": "mujoco_batch"}
 
 
 # name -> bare-physics throughput function of that backend: the denominator of `dhal bench env`.
@@ -45,6 +53,8 @@ def register_backend(
     """Register a backend under `name`: a callable or a lazy "module:attribute" path."""
     if name in _BACKENDS and not overwrite:
         raise ValueError(f"simulator backend {name!r} is already registered")
+    if name in BACKEND_ALIASES:
+        raise ValueError(f"{name!r} is a short name for the backend {BACKEND_ALIASES[name]!r}")
     _BACKENDS[name] = factory
 
 
@@ -53,13 +63,22 @@ def available_backends() -> tuple[str, ...]:
     return tuple(sorted(_BACKENDS))
 
 
+def canonical_backend(name: str) -> str:
+    """The registered name of `name` (itself, or what its alias stands for); ValueError naming the
+    choices if it is neither."""
+    canonical = BACKEND_ALIASES.get(name, name)
+    if canonical not in _BACKENDS:
+        aliases = ", ".join(f"{a} = {b}" for a, b in sorted(BACKEND_ALIASES.items()))
+        raise ValueError(f"unknown simulator backend {name!r}; choose one of {sorted(_BACKENDS)} (short names: {aliases})")
+    return canonical
+
+
 def _resolve(name: str, table: dict[str, Any] = _BACKENDS) -> Callable[..., Any]:
+    name = canonical_backend(name)
     try:
         factory = table[name]
     except KeyError:
-        raise ValueError(
-            f"unknown simulator backend {name!r}; choose one of {sorted(table)}"
-        ) from None
+        raise ValueError(f"simulator backend {name!r} has no entry here; it has {sorted(table)}") from None
     if callable(factory):
         return factory
     module_name, _, attr = factory.partition(":")
@@ -85,6 +104,6 @@ def raw_step_throughput(
     """Physics steps/s of the backend's bare stepping of the model, no task layer on top."""
     raw = _resolve(name, _RAW_THROUGHPUT)
     kwargs: dict[str, Any] = {"noise": noise}
-    if name != "mujoco_batch":
+    if canonical_backend(name) != "mujoco_batch":
         kwargs["device"] = device
     return raw(xml_path, num_envs, nsteps_per_call=nsteps_per_call, seconds=seconds, **kwargs)

@@ -53,6 +53,19 @@ def test_unknown_task_lists_the_available_ones(capsys):
 
 
 @pytest.mark.usefixtures("real_env_available")
+def test_unknown_backend_lists_the_names_and_short_names(capsys):
+    assert main(["sim", "--backend", "physx", "--no-video"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown simulator backend 'physx'" in err and "mujoco_warp" in err and "mjwarp = mujoco_warp" in err
+
+
+@pytest.mark.usefixtures("real_env_available")
+def test_a_short_backend_name_runs(tmp_path):
+    assert main(["sim", "--backend", "mjbatch", "--num-envs", "1", "--seconds", "0.04", "--no-video",
+                 "--out", str(tmp_path)]) == 0
+
+
+@pytest.mark.usefixtures("real_env_available")
 def test_unknown_config_key_is_reported(capsys):
     assert main(["sim", "--override", "no.such.key=1", "--no-video"]) == 2
     assert "no.such.key" in capsys.readouterr().err

@@ -14,10 +14,13 @@ import torch
 mujoco = pytest.importorskip("mujoco")
 
 from dhal.envs.backends import (  # noqa: E402
+    BACKEND_ALIASES,
     SimulationDiverged,
     Simulator,
     available_backends,
+    canonical_backend,
     make_simulator,
+    register_backend,
 )
 from dhal.envs.backends.mujoco_batch import MujocoBatchSimulator, raw_step_throughput  # noqa: E402
 from dhal.envs.backends.rendering import HeadlessGLUnavailable  # noqa: E402
@@ -321,6 +324,14 @@ def test_unknown_backend_is_a_clear_error(xml_path: Path) -> None:
     assert "mujoco_batch" in available_backends()
     with pytest.raises(ValueError, match=r"unknown simulator backend 'bullet'.*mujoco_batch"):
         make_simulator("bullet", xml_path, 2, "cpu")
+
+
+def test_short_backend_names_resolve_to_the_registered_ones(xml_path: Path) -> None:
+    assert canonical_backend("mjwarp") == "mujoco_warp" and canonical_backend("mujoco_warp") == "mujoco_warp"
+    assert set(BACKEND_ALIASES.values()) <= set(available_backends())
+    assert isinstance(make_simulator("mjbatch", xml_path, 2, "cpu"), MujocoBatchSimulator)
+    with pytest.raises(ValueError, match="short name"):
+        register_backend("mjwarp", MujocoBatchSimulator)
 
 
 def test_cpu_only(xml_path: Path) -> None:
