@@ -57,8 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=5, help="untimed env steps before timing")
     p.add_argument("--deadline", type=float, default=420.0, help="skip sizes that would end after this many seconds")
     p.add_argument("--task", default="dhal-skateboard")
-    p.add_argument("--variants", nargs="+", default=["env", "before", "noreset"], choices=sorted(VARIANTS),
-                   help="env measurements per size (default: env before noreset)")
+    p.add_argument("--variants", nargs="+", default=["env", "asking", "before", "noreset"], choices=sorted(VARIANTS),
+                   help="env measurements per size (default: env asking before noreset)")
     p.add_argument("--njmax", type=int, default=None)
     p.add_argument("--nconmax", type=int, default=None)
     p.add_argument("--json", type=Path, default=None, help="default: $OUT/gpu_bench.json, else ./gpu_bench.json")
