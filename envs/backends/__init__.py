@@ -73,12 +73,12 @@ def canonical_backend(name: str) -> str:
     return canonical
 
 
-def _resolve(name: str, table: dict[str, Any] = _BACKENDS) -> Callable[..., Any]:
+def _resolve(name: str, table: dict[str, Any] = _BACKENDS, what: str = "simulator") -> Callable[..., Any]:
     name = canonical_backend(name)
     try:
         factory = table[name]
     except KeyError:
-        raise ValueError(f"simulator backend {name!r} has no entry here; it has {sorted(table)}") from None
+        raise ValueError(f"backend {name!r} has no {what}; these do: {sorted(table)}") from None
     if callable(factory):
         return factory
     module_name, _, attr = factory.partition(":")
@@ -102,7 +102,7 @@ def raw_step_throughput(
     device: str | Any = "cpu", noise: float = 0.1,
 ) -> float:
     """Physics steps/s of the backend's bare stepping of the model, no task layer on top."""
-    raw = _resolve(name, _RAW_THROUGHPUT)
+    raw = _resolve(name, _RAW_THROUGHPUT, "bare-physics benchmark")
     kwargs: dict[str, Any] = {"noise": noise}
     if canonical_backend(name) != "mujoco_batch":
         kwargs["device"] = device
