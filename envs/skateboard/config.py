@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from dhal.envs.backends.base import Refresh
 from dhal.envs.robots import go1
 
 
@@ -20,7 +21,7 @@ class SimConfig:
     # What a reset recomputes (backends.base.Refresh): "positions" skips the all-worlds forward
     # on a GPU (the physics is the same), and sensors/torques of just-reset envs read 0 until
     # their first step.
-    reset_refresh: Literal["forward", "positions"] = "positions"
+    reset_refresh: Refresh = "positions"
     # Restart finished envs with a mask before the step's one host synchronisation (every step,
     # whether or not an env finished) instead of asking which finished. None: on CUDA devices,
     # where asking would stall the launch queue; on the CPU asking is free. Pairs with
