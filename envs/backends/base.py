@@ -27,6 +27,16 @@ def check_refresh(refresh: str) -> None:
         raise ValueError(f"refresh must be one of {typing.get_args(Refresh)}, got {refresh!r}")
 
 
+def env_mask(env_ids: object, num_envs: int) -> torch.Tensor | None:
+    """`env_ids` when it is a bool mask over the envs (the `set_state` form with rows for every
+    env), None when it is ids; ValueError for a mask of the wrong shape."""
+    if not (isinstance(env_ids, torch.Tensor) and env_ids.dtype == torch.bool):
+        return None
+    if tuple(env_ids.shape) != (num_envs,):
+        raise ValueError(f"an env mask must have shape ({num_envs},), got {tuple(env_ids.shape)}")
+    return env_ids
+
+
 class SimulationDiverged(RuntimeError):
     """Physics produced NaN/Inf or an unstable state in some environments."""
 

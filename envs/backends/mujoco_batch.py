@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from mujoco import batch as mjbatch
 
-from .base import ModelInfo, Refresh, SimState, SimulationDiverged, check_refresh
+from .base import ModelInfo, Refresh, SimState, SimulationDiverged, check_refresh, env_mask
 
 __all__ = ["MujocoBatchSimulator", "build_model_info", "default_nthread", "raw_step_throughput"]
 
@@ -330,10 +330,9 @@ class MujocoBatchSimulator:
         defaults), write qpos/qvel ([n, nq] / [n, nv], or one row for all) and, if given, ctrl
         and the control histories, then mj_forward."""
         check_refresh(refresh)
-        if isinstance(env_ids, torch.Tensor) and env_ids.dtype == torch.bool:
-            if tuple(env_ids.shape) != (self.num_envs,):
-                raise ValueError(f"an env mask must have shape ({self.num_envs},), got {tuple(env_ids.shape)}")
-            ids = np.flatnonzero(env_ids.cpu().numpy())
+        mask = env_mask(env_ids, self.num_envs)
+        if mask is not None:
+            ids = np.flatnonzero(mask.cpu().numpy())
             order, rows = ids, self.num_envs  # rows are given for every env: pick the masked ones
         else:
             ids, order = self._ids(env_ids)

@@ -60,7 +60,7 @@ import mujoco
 import numpy as np
 import torch
 
-from .base import ModelInfo, Refresh, SimState, SimulationDiverged, check_refresh
+from .base import ModelInfo, Refresh, SimState, SimulationDiverged, check_refresh, env_mask
 from .warp_capacity import WarpCapacityError, capacity_error
 from .mujoco_batch import build_model_info, ctrl_history_columns, model_field_copy
 from .warp_setup import (
@@ -395,10 +395,9 @@ class MujocoWarpSimulator:
         and the control histories, then forward. With a bool mask for `env_ids`, rows are given
         for every env and nothing waits for the device."""
         check_refresh(refresh)
-        if isinstance(env_ids, torch.Tensor) and env_ids.dtype == torch.bool:
-            if tuple(env_ids.shape) != (self.num_envs,):
-                raise ValueError(f"an env mask must have shape ({self.num_envs},), got {tuple(env_ids.shape)}")
-            mask = env_ids.to(self.device)
+        mask = env_mask(env_ids, self.num_envs)
+        if mask is not None:
+            mask = mask.to(self.device)
             select: torch.Tensor = mask.unsqueeze(-1)
             self._reset_mask.copy_(mask)
             self._launch("reset")

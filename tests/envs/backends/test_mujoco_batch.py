@@ -232,6 +232,8 @@ def test_set_state_touches_only_given_envs(xml_path: Path) -> None:
     assert (sim.batch.bind("qacc_warmstart")[[1, 4]] == 0).all()
     with pytest.raises(ValueError, match="unique"):
         sim.set_state(torch.tensor([2, 2]), new_qpos, new_qvel)
+    with pytest.raises(ValueError, match="mask must have shape"):
+        sim.set_state(torch.tensor([True, False]), new_qpos, new_qvel)
 
     # set_qvel writes only velocities
     pos_before = sim.read().qpos
