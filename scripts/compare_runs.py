@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from dhal.policies.plotting import pyplot_agg
+from dhal.policies.run_scalars import read_scalars
 
 PANELS = (
     ("mean episode length (steps)", "Train/mean_episode_length"),
@@ -22,21 +23,6 @@ PANELS = (
     ("share of episodes ended by yaw mismatch", "Episode_Termination/yaw_mismatch"),
     ("learning rate (adaptive)", "Loss/learning_rate"),
 )
-
-
-def read_scalars(run: Path, tags: set[str]) -> dict[str, dict[int, float]]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = sorted(run.glob("events.out.tfevents.*"))
-    if not events:
-        raise SystemExit(f"no TensorBoard events in {run}")
-    series: dict[str, dict[int, float]] = {}
-    for path in events:
-        accumulator = EventAccumulator(str(path), size_guidance={"scalars": 0})
-        accumulator.Reload()
-        for tag in tags & set(accumulator.Tags()["scalars"]):
-            series.setdefault(tag, {}).update({e.step: e.value for e in accumulator.Scalars(tag)})
-    return series
 
 
 def main() -> None:
@@ -49,7 +35,10 @@ def main() -> None:
     fig, axes = plt.subplots((len(PANELS) + 1) // 2, 2, figsize=(12, 3.2 * ((len(PANELS) + 1) // 2)))
     for spec in args.runs:
         path, _, label = spec.partition("=")
-        series = read_scalars(Path(path), {tag for _, tag in PANELS})
+        try:
+            series = read_scalars(Path(path), {tag for _, tag in PANELS})
+        except FileNotFoundError as error:
+            raise SystemExit(str(error)) from None
         for ax, (title, tag) in zip(axes.flat, PANELS):
             points = sorted(series.get(tag, {}).items())
             if not points:

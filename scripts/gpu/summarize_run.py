@@ -16,20 +16,13 @@ import sys
 from pathlib import Path
 
 
-def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    series: dict[str, dict[int, float]] = {}
-    for path in sorted(run_dir.glob("events.out.tfevents.*")):
-        events = EventAccumulator(str(path), size_guidance={"scalars": 0})
-        events.Reload()
-        for tag in events.Tags()["scalars"]:
-            series.setdefault(tag, {}).update({e.step: e.value for e in events.Scalars(tag)})
-    return {tag: sorted(values.items()) for tag, values in series.items()}
-
-
 def summarize(run_dir: Path) -> dict:
-    data = scalars(run_dir)
+    from dhal.policies.run_scalars import read_scalars
+
+    try:
+        data = {tag: sorted(values.items()) for tag, values in read_scalars(run_dir).items()}
+    except FileNotFoundError as error:
+        raise SystemExit(str(error)) from None
     if "Perf/collection_time" not in data:
         raise SystemExit(f"{run_dir}: no Perf/collection_time scalars (not a dhal train run, or no iteration done)")
     learn = dict(data.get("Perf/learning_time", []))
