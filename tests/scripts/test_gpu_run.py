@@ -33,7 +33,7 @@ def test_run_sh_benchmarks_trains_evaluates_and_packs_on_cpu_warp(tmp_path: Path
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     bench = json.loads((out / "gpu_bench.json").read_text())
     row = bench["results"][0]
-    for variant in ("env", "before", "noreset"):
+    for variant in ("env", "asking", "before", "noreset"):
         assert row[f"{variant}_control_steps_per_s"] > 0 and row[f"{variant}_over_raw"] > 0, variant
     assert bench["parity"]["parity_ok"]
     assert (out / "gpu_bench.log").stat().st_size > 0
