@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from dhal.policies.run_scalars import read_scalars
 from dhal.policies.training import CheckpointError, export_onnx, read_checkpoint
 from tests.cli import CliResult, run_dhal
 
@@ -25,14 +26,7 @@ def train(*args: str) -> CliResult:
 
 
 def scalar_tags(run_dir: Path) -> set[str]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    tags: set[str] = set()
-    for path in run_dir.glob("events.out.tfevents.*"):
-        events = EventAccumulator(str(path))
-        events.Reload()
-        tags |= set(events.Tags()["scalars"])
-    return tags
+    return set(read_scalars(run_dir))
 
 
 @pytest.fixture(scope="module")
@@ -79,14 +73,7 @@ def test_resume_continues_the_iteration_count_and_the_optimizer(trained, tmp_pat
     assert after["iter"] == 4
     assert {int(s["step"]) for s in after["optimizer_state_dict"]["state"].values()} == {4}
     assert json.loads((run / "config.json").read_text())["resumed_from"]["iteration"] == 2
-    steps = set()
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    for path in run.glob("events.out.tfevents.*"):
-        events = EventAccumulator(str(path))
-        events.Reload()
-        steps |= {e.step for e in events.Scalars("Loss/surrogate")}
-    assert steps == {0, 1, 2, 3}
+    assert set(read_scalars(run, {"Loss/surrogate"})["Loss/surrogate"]) == {0, 1, 2, 3}
 
 
 def test_a_time_limit_stops_after_the_iteration_that_passes_it(trained, tmp_path):
