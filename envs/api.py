@@ -25,7 +25,9 @@ class StepResult:
     # extras keys set by the skateboard task:
     #   "reward_groups": [N, G] per-group reward, "reward_group_names": tuple[str, ...]
     #   "time_outs": [N] bool (== truncated), "dynamics_targets": {"next_state": [N, S],
-    #   "next_contacts": [N, C]} taken before done envs were reset, "log": dict[str, float],
+    #   "next_contacts": [N, C]} taken before done envs were reset, "log": dict[str, float]
+    #   (at a check-in, about the episodes ended since the last one, if any), "final_observations":
+    #   {group: [N, D]} before done envs were reset (when resets are queued, every step),
     #   "terminations": {reason: [N] bool} (why each env terminated this step), "metrics":
     #   {name: [N] or [N, k]} physical quantities before resets (board speed, contacts, ...)
 

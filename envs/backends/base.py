@@ -118,6 +118,11 @@ class Simulator(Protocol):
         is the host synchronisation, so a caller can queue more work before paying for it."""
         ...
 
+    def unchecked_divergence(self) -> torch.Tensor:
+        """[N] bool on `device`: the envs that a step or reset since the last `check()` found
+        diverged (their data is garbage until the check resets it). Never waits for the device."""
+        ...
+
     def read(self) -> SimState:
         """Snapshot of the current state; derived fields (sites, bodies, sensors) are current."""
         ...

@@ -243,6 +243,12 @@ class MujocoBatchSimulator:
         if pending is not None:
             raise SimulationDiverged(*pending)
 
+    def unchecked_divergence(self) -> torch.Tensor:
+        mask = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        if self._pending is not None:
+            mask[self._pending[0]] = True
+        return mask
+
     def _check_bad_state(self) -> list[int]:
         """Envs whose bad-state warning counters rose since the last check."""
         warning = self.batch.warning

@@ -231,6 +231,9 @@ class MujocoWarpSimulator:
             self._graphs[name] = capture_graph(self._wp_device, lambda: self._program(name))
 
     def _launch(self, name: str, times: int = 1) -> None:
+        # One graph per program. One graph of a whole control step (4 substeps and the derive)
+        # saved no host time on an H200: graph launches took 1.5 ms per step instead of 1.1 ms
+        # (profiles in docs/results/gpu_h200_2026-11-27{b,c}).
         with wp.ScopedDevice(self._wp_device):
             graph = self._graphs.get(name)
             for _ in range(times):
@@ -317,6 +320,12 @@ class MujocoWarpSimulator:
             f"{_BAD_WARNINGS[which[0]]}; the data of these envs was reset to the model defaults"
             + note,
         )
+
+    def unchecked_divergence(self) -> torch.Tensor:
+        if self._unchecked is None:
+            return torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        bad_pos, bad_vel, bad_acc = self._unchecked[:3]
+        return bad_pos | bad_vel | bad_acc
 
     def _scrub(self, ids: torch.Tensor) -> None:
         """Zero every per-world float array of Data (and its constraint rows) for `ids`."""

@@ -17,7 +17,8 @@ from dhal.envs.compilation import maybe_compile
 from dhal.envs.contract import Contract, go1_contract
 from dhal.envs.robots import go1
 from dhal.envs.skateboard import clock, commands, events, observations, rewards, terminations
-from dhal.envs.skateboard.config import TERRAIN_GEOMS, SkateboardConfig
+from dhal.envs.skateboard.config import CUDA_CHECK_EVERY, TERRAIN_GEOMS, SkateboardConfig
+from dhal.envs.skateboard.episode_log import EpisodeLog
 from dhal.envs.skateboard.state import SceneIndices, SkateState, derive_state
 
 KEYFRAMES = ("push", "glide")
@@ -70,6 +71,12 @@ class SkateboardEnv:
         # differ (made every step when queued).
         queue = cfg.sim.queue_resets
         self.queue_resets = self.device.type == "cuda" if queue is None else queue
+        every = cfg.sim.check_every
+        self.check_every = (CUDA_CHECK_EVERY if self.device.type == "cuda" else 1) if every is None else every
+        self._steps_to_check = 1
+        self._bad_actions = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        self._log = EpisodeLog(self.reward_table.term_names, (*terminations.TERMINATIONS, "diverged"),
+                               cfg.sim.episode_length_s, self.step_dt, self.device)
         # the pure per-step functions, compiled if SimConfig.compile
         self._derive = maybe_compile(derive_state, cfg.sim.compile)
         self._rewards = maybe_compile(self.reward_table.compute, cfg.sim.compile)
@@ -134,7 +141,9 @@ class SkateboardEnv:
         return self.observations()
 
     def step(self, actions: torch.Tensor) -> StepResult:
-        actions = self._check_actions(actions)
+        check_in = self._steps_to_check <= 1
+        actions = self._check_actions(actions, check_in)
+        self._steps_to_check = self.check_every if check_in else self._steps_to_check - 1
         self.last_actions = self.actions
         self.actions = actions.clamp(self.action_low, self.action_high)
         self._simulate(self.contract.joint_targets(self.actions))
@@ -171,24 +180,29 @@ class SkateboardEnv:
         final_observations = None
         if self.queue_resets:
             final_observations = self._finish_episodes(terminated | truncated)
-        # Everything above is queued without waiting for the physics; this is the step's one
-        # host synchronisation (on a GPU), so the launches overlap the simulation.
-        diverged = self._diverged_envs()
+        outputs = (breakdown.groups, breakdown.term_values, *metrics.values(), *dynamics_targets.values(),
+                   *self._obs.values(), *(final_observations or {}).values())
+        # Everything above is queued without waiting for the physics; a check-in is the host
+        # synchronisation (on a GPU), so the launches overlap the simulation.
+        diverged = self._diverged_envs() if check_in else None
         reasons["diverged"] = self._mask(diverged)
         if diverged is not None:
-            outputs = (breakdown.groups, breakdown.term_values, *metrics.values(), *dynamics_targets.values(),
-                       *self._obs.values(), *(final_observations or {}).values())
-            self._discard_diverged(diverged, sums_before, outputs)
+            self._discard(reasons["diverged"], sums_before, outputs)
             terminated, truncated = terminated | reasons["diverged"], truncated & ~reasons["diverged"]
             if self.queue_resets:  # the backend has put them at the model defaults since
                 self._restart(reasons["diverged"])
+        elif not check_in:  # envs that diverged since the last check-in: garbage until the next
+            self._discard(self.sim.unchecked_divergence(), sums_before, outputs)
         done = terminated | truncated
         if not self.queue_resets and bool(done.any()):  # asking costs nothing on the CPU
             final_observations = self._finish_episodes(done)
         extras: dict = {}
-        log = None if final_observations is None else self._episode_log(done, reasons)
+        if final_observations is not None:
+            extras["final_observations"] = final_observations
+            self._log.record(done, self._ended_sums, self._ended_steps, reasons)
+        log = self._log.flush() if check_in else None
         if log is not None:
-            extras.update(final_observations=final_observations, log=log)
+            extras["log"] = log
         extras.update(
             reward_groups=breakdown.groups, reward_group_names=self.reward_group_names,
             time_outs=truncated.clone(), dynamics_targets=dynamics_targets, metrics=metrics,
@@ -208,13 +222,22 @@ class SkateboardEnv:
             close()
 
     # ---- step pieces ------------------------------------------------------------------------------
-    def _check_actions(self, actions: torch.Tensor) -> torch.Tensor:
+    def _check_actions(self, actions: torch.Tensor, check_in: bool) -> torch.Tensor:
+        """The actions as float32 on the device. Non-finite ones raise at a check-in, before
+        anything is simulated; between check-ins they are replaced by zeros, remembered, and
+        raised at the next check-in."""
         actions = torch.as_tensor(actions, device=self.device, dtype=torch.float32)
         if actions.shape != (self.num_envs, self.num_actions):
             raise ValueError(f"actions must have shape {(self.num_envs, self.num_actions)}, got {tuple(actions.shape)}")
-        if not torch.isfinite(actions).all():
-            bad = (~torch.isfinite(actions).all(-1)).nonzero().squeeze(-1).tolist()
-            raise ValueError(f"non-finite actions for envs {bad}")
+        finite = torch.isfinite(actions).all(-1)
+        if not check_in:
+            self._bad_actions |= ~finite
+            return torch.where(finite.unsqueeze(-1), actions, 0.0)
+        bad = self._bad_actions | ~finite
+        if bool(bad.any()):
+            self._bad_actions.zero_()
+            raise ValueError(f"non-finite actions for envs {bad.nonzero().squeeze(-1).tolist()}"
+                             + ("" if self.check_every == 1 else f" (in the last {self.check_every} steps)"))
         return actions
 
     def _simulate(self, targets: torch.Tensor) -> None:
@@ -244,14 +267,15 @@ class SkateboardEnv:
             mask[ids] = True
         return mask
 
-    def _discard_diverged(self, ids: torch.Tensor, sums_before: torch.Tensor, outputs: tuple[torch.Tensor, ...]) -> None:
-        """This step's values of diverged envs came from a broken state (NaN on some backends):
-        they earn nothing, keep their episode sums, and their rows of the step's `outputs`
-        (rewards, observations, targets) are zeroed until the reset rebuilds them."""
-        self.episode_sums[ids] = sums_before[ids]
-        self._ended_sums[ids] = sums_before[ids]
+    def _discard(self, diverged: torch.Tensor, sums_before: torch.Tensor, outputs: tuple[torch.Tensor, ...]) -> None:
+        """This step's values of the envs in the mask `diverged` came from a broken state (NaN on
+        some backends): they earn nothing, keep their episode sums, and their rows of the step's
+        `outputs` (rewards, observations, targets) are zeroed until a reset rebuilds them."""
+        rows = diverged.unsqueeze(-1)
+        self.episode_sums = torch.where(rows, sums_before, self.episode_sums)
+        self._ended_sums = torch.where(rows, sums_before, self._ended_sums)
         for values in outputs:
-            values[ids] = 0.0
+            values.masked_fill_(diverged.view(-1, *(1,) * (values.ndim - 1)), 0.0)
 
     def _update_contacts(self, s: SkateState) -> None:
         obs_cfg = self.cfg.observations
@@ -309,24 +333,6 @@ class SkateboardEnv:
             "command_yaw_rate": self.commands[:, 2].clone(),
             "yaw_rate": s.base_ang_vel_b[:, 2],
         }
-
-    def _episode_log(self, done: torch.Tensor, reasons: dict[str, torch.Tensor]) -> dict[str, float] | None:
-        """Means over the episodes that ended (from `_finish_episodes`' record), or None if none
-        did; one device-to-host copy for all the numbers."""
-        count = done.sum()
-        weight = done.float()
-        per_episode = count.clamp(min=1).float()
-        values = torch.cat((
-            (self._ended_sums * weight.unsqueeze(-1)).sum(0) / per_episode / self.cfg.sim.episode_length_s,
-            (torch.stack(tuple(reasons.values()), dim=-1) & done.unsqueeze(-1)).float().sum(0),
-            ((self._ended_steps.float() * weight).sum() / per_episode * self.step_dt).unsqueeze(0),
-            count.float().unsqueeze(0),
-        )).tolist()
-        if values.pop() == 0:
-            return None
-        names = [f"Episode_Reward/{k}" for k in self.reward_table.term_names]
-        names += [f"Episode_Termination/{k}" for k in reasons] + ["Episode/length_s"]
-        return dict(zip(names, values, strict=True))
 
     # ---- resets and observations ------------------------------------------------------------------
     def _finish_episodes(self, done: torch.Tensor) -> dict[str, torch.Tensor]:

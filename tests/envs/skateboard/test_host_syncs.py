@@ -90,3 +90,29 @@ def test_queued_restarts_read_nothing_while_the_physics_runs(backend):
     assert reads.window == {}, f"host reads while the physics runs: {dict(reads.window)}"
     # per step: the action check, the divergence check, the episode log's one copy
     assert sum(reads.total.values()) <= 3 * 3, dict(reads.total)
+
+
+@pytest.mark.parametrize("backend", BACKENDS[1:])
+def test_steps_between_check_ins_read_nothing_from_the_device(backend):
+    """sim.check_every (CUDA's default is CUDA_CHECK_EVERY): only every k-th step asks the
+    device anything, and an episode that ends in between is reported at the next check-in."""
+    env = make_env(num_envs=8, seed=0, backend=backend, device="cpu",
+                   overrides={"sim.queue_resets": True, "sim.check_every": 4})
+    actions = torch.zeros(8, 12)
+    env.step(actions)  # the first step checks in
+    per_step = []
+    outs = []
+    for i in range(8):
+        if i == 1:
+            env.episode_length_buf[3] = env.max_episode_length - 1
+        reads = HostReads()
+        with reads:
+            outs.append(env.step(actions))
+        per_step.append(sum(reads.total.values()))
+    check_ins = [i for i, n in enumerate(per_step) if n]
+    assert check_ins == [3, 7], per_step  # steps 4 and 8 after the first
+    assert max(per_step) <= 3, per_step
+    assert bool(outs[1].truncated[3]) and env.episode_length_buf[3] == 6
+    assert ["log" in out.extras for out in outs] == [False, False, False, True, False, False, False, False]
+    assert outs[3].extras["log"]["Episode/length_s"] == pytest.approx(env.max_episode_length * env.step_dt)
+    assert outs[3].extras["log"]["Episode_Termination/base_tilted"] == 0.0

@@ -206,3 +206,51 @@ def test_positions_only_resets_change_no_observation_or_reward(backend):
         for key in a.observations:
             assert torch.allclose(a.observations[key], b.observations[key], atol=1e-4), key
     assert envs[1].episode_length_buf[2] == 1  # it did reset
+
+
+@pytest.mark.parametrize("backend", ["mujoco_batch", "mujoco_warp"])
+def test_between_check_ins_a_diverged_env_leaks_no_nan_and_ends_at_the_check_in(backend, tmp_path, monkeypatch):
+    if backend == "mujoco_warp":
+        pytest.importorskip("mujoco_warp")
+    monkeypatch.chdir(tmp_path)
+    env = make_env(num_envs=3, seed=3, backend=backend, device="cpu",
+                   overrides={**QUIET, "sim.queue_resets": True, "sim.check_every": 3})
+    env.step(torch.zeros(3, 12))  # checks in; the next check-in is 3 steps on
+    env.sim.set_qvel(torch.tensor([1]), torch.full((env.sim.info.nv,), 1e11))
+    outs = [env.step(torch.zeros(3, 12)) for _ in range(3)]
+    for out in outs:
+        values = [out.reward, out.extras["reward_groups"], *out.observations.values(),
+                  *out.extras["dynamics_targets"].values(), *out.extras["metrics"].values()]
+        assert all(torch.isfinite(t).all() for t in values)
+    # The check-in (the third step) resets its simulator data and ends its episode; before
+    # that only the task's own non_finite termination may end it (MuJoCo Warp keeps the NaN,
+    # the CPU backend puts the env at the model defaults at once).
+    assert outs[2].terminated.tolist() == [False, True, False]
+    for out in outs[:2]:
+        assert not out.terminated[[0, 2]].any() and not out.extras["terminations"]["diverged"].any()
+        assert torch.equal(out.terminated, out.extras["terminations"]["non_finite"])
+    log = outs[2].extras["log"]  # shares of the episodes ended since the last check-in
+    assert log["Episode_Termination/diverged"] > 0
+    assert {k for k, v in log.items() if k.startswith("Episode_Termination/") and v > 0} <= {
+        "Episode_Termination/diverged", "Episode_Termination/non_finite"}
+    assert outs[0].reward[1] == 0.0 and outs[1].reward[1] == 0.0
+    nxt = env.step(torch.zeros(3, 12))
+    assert not nxt.terminated.any() and env.episode_length_buf.tolist() == [5, 1, 5]
+
+
+def test_non_finite_actions_between_check_ins_are_zeroed_then_raised():
+    env = make_env(num_envs=2, seed=0, overrides={**QUIET, "sim.check_every": 3})
+    env.step(torch.zeros(2, 12))
+    nan_for_env_1 = torch.zeros(2, 12)
+    nan_for_env_1[1, 4] = float("nan")
+    env.step(nan_for_env_1)  # queued: zeroed, remembered
+    assert env.actions[1].eq(0).all() and torch.isfinite(env.sim.read().qpos).all()
+    env.step(torch.zeros(2, 12))
+    with pytest.raises(ValueError, match=r"non-finite actions for envs \[1\] \(in the last 3 steps\)"):
+        env.step(torch.zeros(2, 12))
+    env.step(torch.zeros(2, 12))  # reported once; the env carries on
+
+
+def test_check_every_must_be_positive():
+    with pytest.raises(ValueError, match="check_every"):
+        make_env(num_envs=1, overrides={"sim.check_every": 0})
