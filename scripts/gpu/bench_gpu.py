@@ -8,11 +8,13 @@ For each number of envs N:
   overflow/divergence check and its host sync);
 * env: `make_env(num_envs=N, backend="mujoco_warp", device=...)` stepped with random actions
   (the task layer on top: observations, rewards, resets), control steps/s, in the --variants
-  asked for: "env" (as configured: resets queued before the step's one synchronisation and
-  refreshing poses only), "noreset" (terminations and time-outs off: what resets cost at all),
+  asked for: "env" (as configured: resets queued, refreshing poses only, a host check-in every
+  sim.check_every steps), "checked" (a check-in every step, as before 2026-11-27's second run),
+  "noreset" (terminations and time-outs off: what resets cost at all),
   "asking" (sim.queue_resets=False: the step asks which envs finished), "forward"
-  (sim.reset_refresh=forward: a reset runs Warp's all-worlds forward), "before" (both, as
-  measured on 2026-11-27) and "compiled" (sim.compile; 1-2 min of compiling on a cold machine);
+  (sim.reset_refresh=forward: a reset runs Warp's all-worlds forward), "before" (both, and a
+  check-in every step: as measured in 2026-11-27's first run) and "compiled" (sim.compile; 1-2
+  min of compiling on a cold machine);
 and the ratios to raw (the project's goal for env/raw is >= 0.8). Each measurement is time-boxed
 (--seconds); a size whose measurements no longer fit the --deadline is skipped. Results are
 printed as a table and written as JSON to $OUT/gpu_bench.json (or --json).
@@ -57,8 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=5, help="untimed env steps before timing")
     p.add_argument("--deadline", type=float, default=420.0, help="skip sizes that would end after this many seconds")
     p.add_argument("--task", default="dhal-skateboard")
-    p.add_argument("--variants", nargs="+", default=["env", "asking", "before", "noreset"], choices=sorted(VARIANTS),
-                   help="env measurements per size (default: env asking before noreset)")
+    p.add_argument("--variants", nargs="+", default=["env", "checked", "asking", "noreset"], choices=sorted(VARIANTS),
+                   help="env measurements per size (default: env checked asking noreset)")
     p.add_argument("--njmax", type=int, default=None)
     p.add_argument("--nconmax", type=int, default=None)
     p.add_argument("--json", type=Path, default=None, help="default: $OUT/gpu_bench.json, else ./gpu_bench.json")
@@ -191,9 +193,9 @@ def measure_sim(xml: Path, n: int, device: str, decimation: int, seconds: float,
 NO_RESETS = {"terminations.max_base_tilt": 1e9, "terminations.max_deck_tilt": 1e9,
              "terminations.max_yaw_difference": 1e9, "terminations.max_attachment_error": 1e9,
              "sim.episode_length_s": 1e6}
-VARIANTS = {"env": {}, "noreset": NO_RESETS, "compiled": {"sim.compile": True},
+VARIANTS = {"env": {}, "checked": {"sim.check_every": 1}, "noreset": NO_RESETS, "compiled": {"sim.compile": True},
             "asking": {"sim.queue_resets": False}, "forward": {"sim.reset_refresh": "forward"},
-            "before": {"sim.queue_resets": False, "sim.reset_refresh": "forward"}}
+            "before": {"sim.queue_resets": False, "sim.reset_refresh": "forward", "sim.check_every": 1}}
 
 
 def measure_env(task: str, n: int, device: str, seconds: float, warmup: int, variant: str) -> dict:

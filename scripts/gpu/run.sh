@@ -17,16 +17,17 @@
 # gpu_bench.log, results.tar (eval/ with eval.json and plots, the run's config.json,
 # train_gpu.json, training.png, gpu_profile.txt, the TensorBoard events) and the checkpoint in
 # parts, model_<k>.pt.part-aa, -ab, ...
-# Compiling MuJoCo Warp's kernels takes over two minutes of a cold machine. The compiled kernels
-# come back as $OUT/warp_kernels.tgz (when under 15 MB); put it in .gpu_cache/ (git-ignored) and
-# the --stage call carries it too, so the next session starts with them (sm_90: H100 and H200).
+# Compiling MuJoCo Warp's kernels takes over two minutes of a cold machine. Unless the --stage
+# call carried them, the compiled kernels come back as $OUT/warp_kernels.tgz.part-aa, -ab (about
+# 16 MB in all); `cat` them into .gpu_cache/warp_kernels.tgz (git-ignored) and the --stage call
+# carries it too, so the next session starts with them (sm_90: H100 and H200).
 set -uo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$REPO" || exit 1
 SITE="${SITE:-/tmp/site}"
 DEVICE="${DEVICE:-cuda}"  # DEVICE=cpu TRAIN_PRESET=smoke: a dry run of the whole script on CPU Warp
 TRAIN_PRESET="${TRAIN_PRESET:-paper}"
-HOLD=/tmp/dhal_gpu_stage
+HOLD="${HOLD:-/tmp/dhal_gpu_stage}"
 export OUT="${OUT:-$REPO/gpu_out}"
 mkdir -p "$OUT"
 
@@ -86,10 +87,8 @@ install_packages() {
   fi
   python3 -u scripts/gpu/bench_gpu.py --device "$DEVICE" "$@"
   bench_status=$?
-  if [ -d "$warp_cache" ]; then  # for the next session's --stage call
-    tar -czf "$OUT/warp_kernels.tgz" -C "$warp_cache" .
-    size=$(stat -c %s "$OUT/warp_kernels.tgz")
-    [ "$size" -gt $((15 * 1024 * 1024)) ] && { echo "Warp kernel cache is $size bytes: not brought back"; rm -f "$OUT/warp_kernels.tgz"; }
+  if [ -d "$warp_cache" ] && [ ! -s "$HOLD/warp_kernels.tgz" ]; then  # for the next session's --stage call
+    tar -czf /tmp/warp_kernels.tgz -C "$warp_cache" . && split -b 9M /tmp/warp_kernels.tgz "$OUT/warp_kernels.tgz.part-"
   fi
   # Then paper-preset training for TRAIN_BUDGET seconds and a deterministic evaluation of the
   # final checkpoint.
