@@ -17,7 +17,10 @@ Timing of derived fields after `step()` is the CPU backend's default (stage "vel
 * The next step reuses that step1: its first substep runs only `step2` (a plain mj_step =
   step1 + step2), so the derived update costs nothing extra unless the state was edited in
   between (set_qvel, set_equality_active, model_field/commit_model), in which case the first
-  substep is a full step again.
+  substep is a full step again. When the last derived update's step1 went unused that way
+  (the GPU task resets a mask of envs between every two steps), the next one computes only
+  what `read()` returns: poses, com velocities and the position/velocity sensors (the
+  "observe" program; models with other sensors, tendons or flexes always get the full step1).
 * `set_state()` ends with a full `forward` (all worlds: Warp has no per-world forward), so
   everything is current after a reset, as on the CPU; other worlds' acceleration-stage values
   are then those of their current state. With refresh="positions" it runs only the kinematics
@@ -82,6 +85,15 @@ _MAXVAL = 1e10  # MuJoCo's mjMAXVAL: larger |qpos|, |qvel|, |qacc| counts as div
 _SOLVER_LIMIT_FLAGS = int(mjw.OverflowType.ITERATIONS) | int(mjw.OverflowType.LS_ITERATIONS)
 _CAPACITY_FLAGS = int(mjw.OverflowType.ALL) & ~_SOLVER_LIMIT_FLAGS
 _BAD_WARNINGS = ("mjWARN_BADQPOS", "mjWARN_BADQVEL", "mjWARN_BADQACC")
+# Position/velocity sensors computed from poses, com frames and velocities alone: with only these
+# (and acceleration-stage ones, which a derived update keeps), reading the state after a step
+# needs no collision, constraints or mass matrix (the "observe" program).
+_S = mujoco.mjtSensor
+_OBSERVABLE_SENSORS = frozenset(int(t) for t in (
+    _S.mjSENS_FRAMEPOS, _S.mjSENS_FRAMEQUAT, _S.mjSENS_FRAMEXAXIS, _S.mjSENS_FRAMEYAXIS, _S.mjSENS_FRAMEZAXIS,
+    _S.mjSENS_JOINTPOS, _S.mjSENS_BALLQUAT, _S.mjSENS_SUBTREECOM, _S.mjSENS_GYRO, _S.mjSENS_VELOCIMETER,
+    _S.mjSENS_FRAMELINVEL, _S.mjSENS_FRAMEANGVEL, _S.mjSENS_JOINTVEL, _S.mjSENS_BALLANGVEL,
+))
 
 
 @wp.kernel
@@ -102,6 +114,15 @@ def _zero_columns(
 ):
     world, i = wp.tid()  # type: ignore[misc]
     dst[world, cols[i]] = wp.float32(0.0)
+
+
+def observable(model: mujoco.MjModel) -> bool:
+    """Whether the "observe" program computes every position- and velocity-stage sensor of `model`."""
+    acc = int(mujoco.mjtStage.mjSTAGE_ACC)
+    return model.ntendon == 0 and model.nflex == 0 and all(
+        int(model.sensor_needstage[i]) == acc or int(model.sensor_type[i]) in _OBSERVABLE_SENSORS
+        for i in range(model.nsensor)
+    )
 
 
 class MujocoWarpSimulator:
@@ -176,7 +197,12 @@ class MujocoWarpSimulator:
         self._model_fields: dict[str, torch.Tensor] = {}
         self._scrub_views: list[torch.Tensor] | None = None
         self._warnings = dict.fromkeys(_BAD_WARNINGS, 0)
-        self._stage1_valid = False
+        # what the last step1 left current: "full" (the next step may skip its step1), "observed"
+        # (poses, com velocities, sensors only) or "none" (the state changed since)
+        self._stage1 = "none"
+        self._derive_pending = False  # a derived update not yet followed by a step
+        self._full_derive = True  # whether the next derived update is a whole step1
+        self._can_observe = observable(self.model)
         self._unchecked: tuple[torch.Tensor, ...] | None = None  # flags of steps not yet checked
         self._graphs: dict[str, Any] = {}
         self._use_graphs = graphs_supported(self._wp_device) if graphs is None else bool(graphs)
@@ -185,7 +211,7 @@ class MujocoWarpSimulator:
 
         # model defaults, then forward: derived fields are populated (as the CPU backend's reset)
         self._launch("forward")
-        self._stage1_valid = True
+        self._stage1 = "full"
         if self._use_graphs:
             self._capture()
         self.check()
@@ -209,6 +235,18 @@ class MujocoWarpSimulator:
             if ncols:
                 wp.launch(_copy_columns, dim=(self.num_envs, ncols),
                           inputs=[self._acc_cols, self._sensor_saved], outputs=[d.sensordata])  # fmt: skip
+        elif name == "observe":  # derive's observed fields only (see _OBSERVABLE_SENSORS)
+            if ncols:
+                wp.copy(self._sensor_saved, d.sensordata)
+            mjw.kinematics(m, d)
+            mjw.com_pos(m, d)
+            d.sensordata.zero_()
+            mjw.sensor_pos(m, d)
+            mjw.com_vel(m, d)
+            mjw.sensor_vel(m, d)
+            if ncols:
+                wp.launch(_copy_columns, dim=(self.num_envs, ncols),
+                          inputs=[self._acc_cols, self._sensor_saved], outputs=[d.sensordata])  # fmt: skip
         elif name == "forward":
             mjw.forward(m, d)
         elif name == "kinematics":  # body and site poses only: the cheap refresh after a reset
@@ -220,9 +258,9 @@ class MujocoWarpSimulator:
 
     def _capture(self) -> None:
         """Run every program once (loads its kernels), restore the defaults, capture each."""
-        names = ("step", "step2", "derive", "kinematics", "forward", "reset")
+        names = ("step", "step2", "derive", "observe", "kinematics", "forward", "reset")
         with wp.ScopedDevice(self._wp_device):
-            for name in names[:4]:
+            for name in names[:5]:
                 self._program(name)
             self._reset_mask.fill_(True)
             self._program("reset")
@@ -251,14 +289,23 @@ class MujocoWarpSimulator:
         if nsteps < 1:
             raise ValueError(f"nsteps must be at least 1, got {nsteps}")
         self._t["ctrl"].copy_(ctrl)
-        if self._reuse_step1 and self._stage1_valid:
+        if self._derive_pending:
+            # A whole step1 at the end of a step pays only if nothing changes the state before the
+            # next step; with a (masked) reset in between every step, as on a GPU, poses and
+            # sensors suffice. Decided by what happened after the last one.
+            self._full_derive = self._stage1 != "none"
+            self._derive_pending = False
+        if self._reuse_step1 and self._stage1 == "full":
             self._launch("step2")
             self._launch("step", nsteps - 1)
         else:
             self._launch("step", nsteps)
+        self._stage1 = "none"
         if update_derived:
-            self._launch("derive")
-        self._stage1_valid = update_derived
+            full = self._full_derive or not self._can_observe or not self._reuse_step1
+            self._launch("derive" if full else "observe")
+            self._stage1 = "full" if full else "observed"
+            self._derive_pending = True
         if check:
             self.check()
         else:  # judged now, on the device: the caller may reset these worlds before check()
@@ -307,7 +354,7 @@ class MujocoWarpSimulator:
         # read, so those rows are zeroed first.
         self._scrub(ids)
         self._reset_rows(ids)
-        self._stage1_valid = False
+        self._stage1 = "none"
         note = (
             "; Warp's contact/constraint buffers also overflowed in this call (likely caused by "
             "the diverged envs; if it recurs, raise nconmax/njmax)"
@@ -419,7 +466,7 @@ class MujocoWarpSimulator:
             self._write_rows(select, qpos, qvel, ctrl)
         if refresh == "forward":
             self._launch("forward")  # all worlds (Warp has no per-world forward); same result
-            self._stage1_valid = True
+            self._stage1 = "full"
         else:  # poses now; the next step starts with a full step, so its physics is unchanged
             self._launch("kinematics")
             for name in ("sensordata", "actuator_force"):
@@ -428,7 +475,7 @@ class MujocoWarpSimulator:
                     view.masked_fill_(select, 0.0)
                 else:
                     view[select] = 0.0
-            self._stage1_valid = False
+            self._stage1 = "none"
         if check:
             self.check()
         # a bad qpos/qvel shows up as a divergence at the next step, as on the CPU backend
@@ -467,7 +514,7 @@ class MujocoWarpSimulator:
         ids = self._ids(env_ids)
         if ids.numel():
             self._t["qvel"][ids] = self._rows(qvel, ids.numel(), self.info.nv)
-            self._stage1_valid = False
+            self._stage1 = "none"
 
     def set_equality_active(self, name: str, env_ids: torch.Tensor, active: bool) -> None:
         """Switch equality `name` on or off in the given envs (a reset restores eq_active0)."""
@@ -475,7 +522,7 @@ class MujocoWarpSimulator:
         ids = self._ids(env_ids)
         if ids.numel():
             self._t["eq_active"][ids, self.info.equality_ids[name]] = bool(active)
-            self._stage1_valid = False
+            self._stage1 = "none"
 
     # ------------------------------------------------------------------ model fields
     def model_field(self, name: str) -> torch.Tensor:
@@ -498,7 +545,7 @@ class MujocoWarpSimulator:
             if view.shape[0] != self.num_envs:  # pragma: no cover
                 raise KeyError(f"model field {name!r} has {view.shape[0]} copies, not per env")
             self._model_fields[name] = view
-        self._stage1_valid = False  # the caller may write the field before the next step
+        self._stage1 = "none"  # the caller may write the field before the next step
         return view
 
     def nominal_field(self, name: str) -> torch.Tensor:
@@ -512,7 +559,7 @@ class MujocoWarpSimulator:
         with wp.ScopedDevice(self._wp_device):
             mjw.set_const(self.wp_model, self.wp_data)
         self._launch("forward")
-        self._stage1_valid = True
+        self._stage1 = "full"
         self.check()
 
     # ------------------------------------------------------------------ diagnostics

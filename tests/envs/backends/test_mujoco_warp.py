@@ -397,3 +397,44 @@ def test_statistics_over_many_envs_agree_with_the_cpu_backend() -> None:
     weak = scripted_statistics("mujoco_batch", {"randomization.kp_factor": (0.4, 0.5)})
     assert heavy["falls"] - cpu["falls"] > tolerance["falls"]
     assert cpu["height"] - weak["height"] > tolerance["height"]
+
+
+def test_a_derived_update_that_a_reset_would_waste_observes_only_and_reads_the_same(
+        settled: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """With a masked reset between steps (the GPU task queues one every step), the step1 of a
+    derived update is never reused, so the backend computes only poses, com velocities and
+    sensors; what read() returns is exactly what the whole step1 gives."""
+    qpos, qvel = settled
+    n = qpos.shape[0]
+    observing, whole = warp_sim(n), warp_sim(n)
+    whole._can_observe = False  # always the whole step1, otherwise the same calls
+    none = torch.zeros(n, dtype=torch.bool)
+    ctrl = key_ctrl(whole, n)
+    for sim in (observing, whole):
+        sim.set_state(torch.arange(n), qpos, qvel)
+    for _ in range(3):
+        reads = []
+        for sim in (observing, whole):
+            sim.step(ctrl, 4)
+            reads.append(sim.read())
+            sim.set_state(none, qpos, qvel, refresh="positions")
+        for field in ("qpos", "qvel", "sensordata", "site_xpos", "xpos", "xquat", "actuator_force"):
+            assert torch.equal(getattr(reads[0], field), getattr(reads[1], field)), field
+    assert observing._stage1 == "none"  # after the reset
+    observing.step(ctrl, 4)
+    assert observing._stage1 == "observed"
+    # without a reset in between, the next derived update is whole again and its step1 is reused
+    observing.step(ctrl, 4)
+    observing.step(ctrl, 4)
+    assert observing._stage1 == "full"
+
+
+def test_models_with_sensors_the_observe_program_lacks_always_derive_whole() -> None:
+    from dhal.envs.backends.mujoco_warp import observable
+
+    model = mujoco.MjModel.from_xml_path(str(SCENE))
+    assert observable(model)
+    spec = mujoco.MjSpec.from_file(str(SCENE))
+    spec.add_sensor(type=mujoco.mjtSensor.mjSENS_ACTUATORPOS, objtype=mujoco.mjtObj.mjOBJ_ACTUATOR,
+                    objname=mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, 0))
+    assert not observable(spec.compile())
