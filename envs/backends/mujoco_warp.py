@@ -66,12 +66,12 @@ import torch
 from .base import ModelInfo, Refresh, SimState, SimulationDiverged, check_refresh, env_mask
 from .warp_capacity import WarpCapacityError, capacity_error
 from .mujoco_batch import build_model_info, ctrl_history_columns, model_field_copy
+from .warp_programs import WarpPrograms, observable
 from .warp_setup import (
     DEFAULT_NCONMAX,
     DEFAULT_NJMAX,
     RANDOMIZED_FIELDS,
     batched_fields,
-    capture_graph,
     graphs_supported,
     mjw,
     put_model_and_data,
@@ -85,44 +85,6 @@ _MAXVAL = 1e10  # MuJoCo's mjMAXVAL: larger |qpos|, |qvel|, |qacc| counts as div
 _SOLVER_LIMIT_FLAGS = int(mjw.OverflowType.ITERATIONS) | int(mjw.OverflowType.LS_ITERATIONS)
 _CAPACITY_FLAGS = int(mjw.OverflowType.ALL) & ~_SOLVER_LIMIT_FLAGS
 _BAD_WARNINGS = ("mjWARN_BADQPOS", "mjWARN_BADQVEL", "mjWARN_BADQACC")
-# Position/velocity sensors computed from poses, com frames and velocities alone: with only these
-# (and acceleration-stage ones, which a derived update keeps), reading the state after a step
-# needs no collision, constraints or mass matrix (the "observe" program).
-_S = mujoco.mjtSensor
-_OBSERVABLE_SENSORS = frozenset(int(t) for t in (
-    _S.mjSENS_FRAMEPOS, _S.mjSENS_FRAMEQUAT, _S.mjSENS_FRAMEXAXIS, _S.mjSENS_FRAMEYAXIS, _S.mjSENS_FRAMEZAXIS,
-    _S.mjSENS_JOINTPOS, _S.mjSENS_BALLQUAT, _S.mjSENS_SUBTREECOM, _S.mjSENS_GYRO, _S.mjSENS_VELOCIMETER,
-    _S.mjSENS_FRAMELINVEL, _S.mjSENS_FRAMEANGVEL, _S.mjSENS_JOINTVEL, _S.mjSENS_BALLANGVEL,
-))
-
-
-@wp.kernel
-def _copy_columns(
-    cols: wp.array(dtype=wp.int32),  # type: ignore[valid-type]
-    src: wp.array2d(dtype=wp.float32),  # type: ignore[valid-type]
-    dst: wp.array2d(dtype=wp.float32),  # type: ignore[valid-type]
-):
-    world, i = wp.tid()  # type: ignore[misc]
-    c = cols[i]
-    dst[world, c] = src[world, c]
-
-
-@wp.kernel
-def _zero_columns(
-    cols: wp.array(dtype=wp.int32),  # type: ignore[valid-type]
-    dst: wp.array2d(dtype=wp.float32),  # type: ignore[valid-type]
-):
-    world, i = wp.tid()  # type: ignore[misc]
-    dst[world, cols[i]] = wp.float32(0.0)
-
-
-def observable(model: mujoco.MjModel) -> bool:
-    """Whether the "observe" program computes every position- and velocity-stage sensor of `model`."""
-    acc = int(mujoco.mjtStage.mjSTAGE_ACC)
-    return model.ntendon == 0 and model.nflex == 0 and all(
-        int(model.sensor_needstage[i]) == acc or int(model.sensor_type[i]) in _OBSERVABLE_SENSORS
-        for i in range(model.nsensor)
-    )
 
 
 class MujocoWarpSimulator:
@@ -183,17 +145,8 @@ class MujocoWarpSimulator:
             pairs = [(actuator, column) for actuator, columns in ctrl_history_columns(self.model) for column in columns]
             self._history_actuator = torch.tensor([a for a, _ in pairs], dtype=torch.long, device=self.device)
             self._history_columns = torch.tensor([c for _, c in pairs], dtype=torch.long, device=self.device)
-            self._reset_mask_wp = wp.zeros(self.num_envs, dtype=bool)
-            self._reset_mask = wp.to_torch(self._reset_mask_wp)
-            # acceleration-stage sensor columns: kept across step1, cleared before a bare step2
-            acc = [
-                int(self.model.sensor_adr[i]) + k
-                for i in range(self.model.nsensor)
-                if int(self.model.sensor_needstage[i]) == int(mujoco.mjtStage.mjSTAGE_ACC)
-                for k in range(int(self.model.sensor_dim[i]))
-            ]
-            self._acc_cols: Any = wp.array(np.asarray(acc, dtype=np.int32), dtype=wp.int32)
-            self._sensor_saved = wp.zeros_like(d.sensordata)
+            reset_mask = wp.zeros(self.num_envs, dtype=bool)
+            self._reset_mask = wp.to_torch(reset_mask)
         self._model_fields: dict[str, torch.Tensor] = {}
         self._scrub_views: list[torch.Tensor] | None = None
         self._warnings = dict.fromkeys(_BAD_WARNINGS, 0)
@@ -204,8 +157,9 @@ class MujocoWarpSimulator:
         self._full_derive = True  # whether the next derived update is a whole step1
         self._can_observe = observable(self.model)
         self._unchecked: tuple[torch.Tensor, ...] | None = None  # flags of steps not yet checked
-        self._graphs: dict[str, Any] = {}
         self._use_graphs = graphs_supported(self._wp_device) if graphs is None else bool(graphs)
+        self._programs = WarpPrograms(self.model, self.wp_model, self.wp_data, self._wp_device, reset_mask,
+                                      self._use_graphs)
         self._renderer: Any = None
         self._render_data: mujoco.MjData | None = None
 
@@ -213,72 +167,11 @@ class MujocoWarpSimulator:
         self._launch("forward")
         self._stage1 = "full"
         if self._use_graphs:
-            self._capture()
+            self._programs.capture()
         self.check()
 
-    # ------------------------------------------------------------------ warp programs
-    def _program(self, name: str) -> None:
-        """The Warp launches behind each building block (one captured graph each, with graphs)."""
-        m, d = self.wp_model, self.wp_data
-        ncols = self._acc_cols.shape[0]
-        if name == "step":
-            mjw.step(m, d)
-        elif name == "step2":  # the second half of a step whose step1 is current
-            if ncols:
-                wp.launch(_zero_columns, dim=(self.num_envs, ncols), inputs=[self._acc_cols],
-                          outputs=[d.sensordata])  # fmt: skip
-            mjw.step2(m, d)
-        elif name == "derive":  # positions/velocities at the new state; acc sensors kept
-            if ncols:
-                wp.copy(self._sensor_saved, d.sensordata)
-            mjw.step1(m, d)
-            if ncols:
-                wp.launch(_copy_columns, dim=(self.num_envs, ncols),
-                          inputs=[self._acc_cols, self._sensor_saved], outputs=[d.sensordata])  # fmt: skip
-        elif name == "observe":  # derive's observed fields only (see _OBSERVABLE_SENSORS)
-            if ncols:
-                wp.copy(self._sensor_saved, d.sensordata)
-            mjw.kinematics(m, d)
-            mjw.com_pos(m, d)
-            d.sensordata.zero_()
-            mjw.sensor_pos(m, d)
-            mjw.com_vel(m, d)
-            mjw.sensor_vel(m, d)
-            if ncols:
-                wp.launch(_copy_columns, dim=(self.num_envs, ncols),
-                          inputs=[self._acc_cols, self._sensor_saved], outputs=[d.sensordata])  # fmt: skip
-        elif name == "forward":
-            mjw.forward(m, d)
-        elif name == "kinematics":  # body and site poses only: the cheap refresh after a reset
-            mjw.kinematics(m, d)
-        elif name == "reset":
-            mjw.reset_data(m, d, reset=self._reset_mask_wp)
-        else:  # pragma: no cover
-            raise KeyError(name)
-
-    def _capture(self) -> None:
-        """Run every program once (loads its kernels), restore the defaults, capture each."""
-        names = ("step", "step2", "derive", "observe", "kinematics", "forward", "reset")
-        with wp.ScopedDevice(self._wp_device):
-            for name in names[:5]:
-                self._program(name)
-            self._reset_mask.fill_(True)
-            self._program("reset")
-            self._program("forward")
-        for name in names:
-            self._graphs[name] = capture_graph(self._wp_device, lambda: self._program(name))
-
     def _launch(self, name: str, times: int = 1) -> None:
-        # One graph per program. One graph of a whole control step (4 substeps and the derive)
-        # saved no host time on an H200: graph launches took 1.5 ms per step instead of 1.1 ms
-        # (profiles in docs/results/gpu_h200_2026-11-27{b,c}).
-        with wp.ScopedDevice(self._wp_device):
-            graph = self._graphs.get(name)
-            for _ in range(times):
-                if graph is not None:
-                    wp.capture_launch(graph)
-                else:
-                    self._program(name)
+        self._programs.launch(name, times)
 
     # ------------------------------------------------------------------ stepping
     def step(self, ctrl: torch.Tensor, nsteps: int = 1, update_derived: bool = True, check: bool = True) -> None:
@@ -608,7 +501,7 @@ class MujocoWarpSimulator:
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
-        self._graphs.clear()
+        self._programs.close()
 
     def __repr__(self) -> str:
         return (

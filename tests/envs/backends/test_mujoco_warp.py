@@ -428,13 +428,3 @@ def test_a_derived_update_that_a_reset_would_waste_observes_only_and_reads_the_s
     observing.step(ctrl, 4)
     assert observing._stage1 == "full"
 
-
-def test_models_with_sensors_the_observe_program_lacks_always_derive_whole() -> None:
-    from dhal.envs.backends.mujoco_warp import observable
-
-    model = mujoco.MjModel.from_xml_path(str(SCENE))
-    assert observable(model)
-    spec = mujoco.MjSpec.from_file(str(SCENE))
-    spec.add_sensor(type=mujoco.mjtSensor.mjSENS_ACTUATORPOS, objtype=mujoco.mjtObj.mjOBJ_ACTUATOR,
-                    objname=mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, 0))
-    assert not observable(spec.compile())
