@@ -25,6 +25,7 @@ subpackages are symlinks inside the repo) imports from the checkout.
     python scripts/gpu/bench_gpu.py                                   # cuda, N = 1024 4096 8192
     python scripts/gpu/bench_gpu.py --device cpu --sizes 4 --seconds 2   # CPU Warp smoke test
     python scripts/gpu/bench_gpu.py --sizes 4096 --profile-steps 20     # + where an env step spends its time
+    python scripts/gpu/bench_gpu.py --rounds 3 --seconds 3               # medians of 3 alternating rounds
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sim-seconds", type=float, default=None, help="timed length of the sim run (default seconds/2; 0 skips)")
     p.add_argument("--warmup", type=int, default=5, help="untimed env steps before timing")
     p.add_argument("--deadline", type=float, default=420.0, help="skip sizes that would end after this many seconds")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure raw and every variant this many times in turn per size; rates are medians, "
+                        "and <variant>_over_raw_rounds lists each round's ratio (the spread of the machine)")
     p.add_argument("--task", default="dhal-skateboard")
     p.add_argument("--variants", nargs="+", default=["env", "checked", "asking", "noreset"], choices=sorted(VARIANTS),
                    help="env measurements per size (default: env checked asking noreset)")
@@ -67,7 +71,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile-steps", type=int, default=0,
                    help="after the table, profile this many env steps at the largest size (torch.profiler, "
                         "CPU + CUDA) and write the top operators and host syncs to gpu_profile.txt; 0 skips")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.rounds < 1:
+        p.error(f"--rounds must be >= 1, got {args.rounds}")
+    return args
 
 
 def sync(device: str) -> None:
@@ -292,6 +299,55 @@ def profile_env(task: str, n: int, device: str, steps: int, path: Path, variant:
             "host_syncs_per_step": syncs, "aten_ops_per_step": top_ops, "profile_path": str(path)}
 
 
+def measure_size(row: dict, n: int, args: argparse.Namespace, xml: Path, kw: dict, decimation: int,
+                 sim_seconds: float) -> None:
+    """Raw stepping and each variant at n envs, args.rounds times in turn, into `row`: medians over
+    the rounds, each round's variant/raw ratio beside them when there are several."""
+    from statistics import median
+
+    from dhal.envs.backends.warp_raw import raw_step_throughput_warp
+
+    raws: list[float] = []
+    runs: dict[str, list[tuple[dict, float]]] = {v: [] for v in args.variants}
+    for r in range(args.rounds):
+        tag = f" [round {r + 1}/{args.rounds}]" if args.rounds > 1 else ""
+        log(f"N={n}: raw mujoco_warp.step, {decimation} steps per call, {args.seconds:g}s{tag} ...")
+        raw = raw_step_throughput_warp(xml, n, nsteps_per_call=decimation, seconds=args.seconds,
+                                       device=args.device, **kw) / decimation  # fmt: skip
+        raws.append(raw)
+        log(f"N={n}: raw {raw * decimation:,.0f} physics steps/s = {raw:,.0f} control steps/s")
+        gc.collect()
+        if r == 0 and sim_seconds > 0:
+            log(f"N={n}: simulator step(ctrl, {decimation}), {sim_seconds:g}s ...")
+            row.update(measure_sim(xml, n, args.device, decimation, sim_seconds, kw))
+            log(f"N={n}: sim {row['sim_control_steps_per_s']:,.0f} control steps/s")
+            gc.collect()
+        for variant in args.variants:
+            key = f"{variant}_control_steps_per_s"
+            log(f"N={n}: {variant} (make_env, targets default + N(0, 0.1 rad)), {args.seconds:g}s{tag} ...")
+            try:
+                measured = measure_env(args.task, n, args.device, args.seconds, args.warmup, variant)
+            except Exception as err:  # noqa: BLE001 - keep the other variants' numbers
+                row[f"{variant}_error"] = f"{type(err).__name__}: {err}"
+                log(f"N={n}: env {variant} FAILED: {row[f'{variant}_error']}")
+                traceback.print_exc()
+                continue
+            runs[variant].append((measured, raw))
+            log(f"N={n}: {variant} {measured[key]:,.0f} control steps/s, ratio to raw {measured[key] / raw:.2f} "
+                f"(build {measured[f'{variant}_build_s']:.1f}s, warm-up {measured[f'{variant}_warmup_s']:.1f}s)")
+    row["raw_control_steps_per_s"] = median(raws)
+    row["raw_physics_steps_per_s"] = row["raw_control_steps_per_s"] * decimation
+    for variant, done in runs.items():
+        if not done:
+            continue
+        key = f"{variant}_control_steps_per_s"
+        row.update(done[0][0])  # builds, warnings, the first round's warm-up (compiles)
+        row[key] = median(m[key] for m, _ in done)
+        row[f"{variant}_over_raw"] = row[key] / row["raw_control_steps_per_s"]
+        if args.rounds > 1:
+            row[f"{variant}_over_raw_rounds"] = [m[key] / raw for m, raw in done]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = args.device
@@ -307,7 +363,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from dhal.envs.backends.warp_raw import raw_step_throughput_warp
     from dhal.envs.backends.warp_setup import DEFAULT_NCONMAX, DEFAULT_NJMAX
     from dhal.envs.registry import make_config, scene_path
 
@@ -321,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         "scene": str(xml.relative_to(REPO)) if xml.is_relative_to(REPO) else str(xml),
         "decimation": decimation,
         "seconds": args.seconds,
+        "rounds": args.rounds,
         "sim_seconds": sim_seconds,
         "njmax": args.njmax or DEFAULT_NJMAX,
         "nconmax": args.nconmax or DEFAULT_NCONMAX,
@@ -342,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
     write()
 
-    per_size = (1 + len(args.variants)) * args.seconds + sim_seconds + 20.0  # + builds/captures, roughly
+    per_size = args.rounds * ((1 + len(args.variants)) * args.seconds + 20.0) + sim_seconds  # + builds, roughly
     for n in args.sizes:
         row: dict = {"num_envs": n}
         payload["results"].append(row)
@@ -352,33 +408,7 @@ def main(argv: list[str] | None = None) -> int:
             write()
             continue
         try:
-            log(f"N={n}: raw mujoco_warp.step, {decimation} steps per call, {args.seconds:g}s ...")
-            raw = raw_step_throughput_warp(xml, n, nsteps_per_call=decimation, seconds=args.seconds,
-                                           device=device, **kw)  # fmt: skip
-            row["raw_physics_steps_per_s"] = raw
-            row["raw_control_steps_per_s"] = raw / decimation
-            log(f"N={n}: raw {raw:,.0f} physics steps/s = {raw / decimation:,.0f} control steps/s")
-            gc.collect()
-            if sim_seconds > 0:
-                log(f"N={n}: simulator step(ctrl, {decimation}), {sim_seconds:g}s ...")
-                row.update(measure_sim(xml, n, device, decimation, sim_seconds, kw))
-                log(f"N={n}: sim {row['sim_control_steps_per_s']:,.0f} control steps/s")
-                gc.collect()
-            for variant in args.variants:
-                prefix = f"{variant}_"
-                log(f"N={n}: {variant} (make_env, targets default + N(0, 0.1 rad)), {args.seconds:g}s ...")
-                try:
-                    row.update(measure_env(args.task, n, device, args.seconds, args.warmup, variant))
-                except Exception as err:  # noqa: BLE001 - keep the other variant's number
-                    row[f"{prefix}error"] = f"{type(err).__name__}: {err}"
-                    log(f"N={n}: env {prefix} FAILED: {row[f'{prefix}error']}")
-                    traceback.print_exc()
-                    continue
-                ratio = row[f"{prefix}control_steps_per_s"] / row["raw_control_steps_per_s"]
-                row[f"{prefix}over_raw"] = ratio
-                log(f"N={n}: {prefix[:-1]} {row[f'{prefix}control_steps_per_s']:,.0f} control steps/s, "
-                    f"ratio to raw {ratio:.2f} (build {row[f'{prefix}build_s']:.1f}s, "
-                    f"warm-up {row[f'{prefix}warmup_s']:.1f}s)")  # fmt: skip
+            measure_size(row, n, args, xml, kw, decimation, sim_seconds)
         except Exception as err:  # noqa: BLE001 - record and go on with the next size
             row["error"] = f"{type(err).__name__}: {err}"
             log(f"N={n}: FAILED: {row['error']}")
@@ -425,6 +455,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['num_envs']:>6} {f('raw_physics_steps_per_s'):>12} {f('raw_control_steps_per_s'):>11} "
               f"{f('sim_control_steps_per_s'):>11}" + "".join(
                   f" {f(v + '_control_steps_per_s'):>16} {f(v + '_over_raw', '.2f'):>12}" for v in args.variants))
+    if args.rounds > 1:
+        print(f"\nratio to raw in each of the {args.rounds} rounds (the table has medians):")
+        for r in payload["results"]:
+            rounds = {v: r[f"{v}_over_raw_rounds"] for v in args.variants if f"{v}_over_raw_rounds" in r}
+            if rounds:
+                print(f"{r['num_envs']:>6} " + "  ".join(
+                    f"{v} {' '.join(f'{x:.2f}' for x in values)}" for v, values in rounds.items()))
     print(f"\nwrote {json_path} (total {payload['total_s']:.0f}s)", flush=True)
     return 0 if all(not any(k.endswith("error") for k in r) for r in payload["results"]) else 1
 

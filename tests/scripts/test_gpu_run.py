@@ -27,7 +27,8 @@ def test_run_sh_benchmarks_trains_evaluates_and_packs_on_cpu_warp(tmp_path: Path
         "DEVICE": "cpu", "TRAIN_PRESET": "smoke", "TRAIN_BUDGET": "1", "EVAL_EPISODES": "1",
         "OMP_NUM_THREADS": "1", "HOLD": str(tmp_path / "hold"),
     }
-    args = ["--sizes", "2", "--seconds", "0.3", "--sim-seconds", "0", "--profile-steps", "1", "--deadline", "300"]
+    args = ["--sizes", "2", "--seconds", "0.3", "--sim-seconds", "0", "--profile-steps", "1", "--deadline", "300",
+            "--rounds", "2"]
     done = subprocess.run(["bash", str(REPO / "scripts/gpu/run.sh"), *args], env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -35,6 +36,7 @@ def test_run_sh_benchmarks_trains_evaluates_and_packs_on_cpu_warp(tmp_path: Path
     row = bench["results"][0]
     for variant in ("env", "checked", "asking", "noreset"):
         assert row[f"{variant}_control_steps_per_s"] > 0 and row[f"{variant}_over_raw"] > 0, variant
+        assert len(row[f"{variant}_over_raw_rounds"]) == 2, variant  # two alternating rounds
     assert bench["parity"]["parity_ok"]
     assert (out / "gpu_bench.log").stat().st_size > 0
     with tarfile.open(out / "results.tar") as tar:
