@@ -164,3 +164,16 @@ def test_help_lists_the_train_options():
     for option in ("--preset", "--iterations", "--num-envs", "--backend", "--device", "--seed", "--override",
                    "--train-override", "--run-dir", "--resume", "--save-interval"):
         assert option in result.stdout
+
+
+def test_the_episode_log_reaches_tensorboard_when_the_env_checks_in_every_few_steps(tmp_path):
+    """The GPU's way (sim.check_every > 1, queued resets), forced on the CPU: episodes of 10
+    steps end between check-ins, and the log read back at check-ins still reaches TensorBoard."""
+    run = tmp_path / "run"
+    code, _, err = train("--iterations", "2", "--run-dir", str(run), "--override", "sim.check_every=3",
+                         "--override", "sim.queue_resets=True", "--override", "sim.episode_length_s=0.2")
+    assert code == 0, err
+    scalars = read_scalars(run)
+    assert "Episode/length_s" in scalars and "Episode_Termination/base_tilted" in scalars, sorted(scalars)
+    assert all(0.0 < v <= 0.2 + 1e-6 for v in scalars["Episode/length_s"].values())
+    assert all(0.0 <= v <= 1.0 for v in scalars["Episode_Termination/base_tilted"].values())  # a share
