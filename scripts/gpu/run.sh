@@ -7,8 +7,9 @@
 # device call may carry, so its files (minus the CPU-only compiler warp-clang.so) travel as an
 # xz'd tar split in two: .gpu_a/warp_gpu.part-aa and .gpu_b/warp_gpu.part-ab, with the other
 # wheels in .gpu_b/ (also tyro, docstring-parser, typeguard, gymnasium and farama-notifications for
-# the `dhal` CLI, which the GPU image lacks). A first call carrying .gpu_a runs `bash scripts/gpu/run.sh --stage`, which
-# keeps part a in /tmp on the warm machine; the second call, within the warm window, carries
+# the `dhal` CLI, which the GPU image lacks). A first call carrying .gpu_a (and .gpu_cache, below,
+# if both fit in one call's 64 MiB; else a call of its own) runs `bash scripts/gpu/run.sh --stage`,
+# which keeps them in /tmp on the warm machine; the next call, within the warm window, carries
 # .gpu_b and runs this script without --stage.
 # The repo is not pip-installed: PYTHONPATH=$SITE:<repo> makes `dhal` import from the checkout.
 # Arguments after the options go to scripts/gpu/bench_gpu.py (e.g. --sizes 1024 4096 8192).
@@ -35,9 +36,10 @@ if [ "${1:-}" = "--stage" ]; then
   mkdir -p "$HOLD"
   staged=0
   [ -s .gpu_a/warp_gpu.part-aa ] && cp .gpu_a/warp_gpu.part-aa "$HOLD/" && staged=1
-  [ -s .gpu_cache/warp_kernels.tgz ] && cp .gpu_cache/warp_kernels.tgz "$HOLD/"
+  # the kernel cache may come in its own --stage call when both would pass one call's 64 MiB
+  [ -s .gpu_cache/warp_kernels.tgz ] && cp .gpu_cache/warp_kernels.tgz "$HOLD/" && staged=1
   if [ "$staged" = 0 ]; then
-    echo "--stage: no .gpu_a/warp_gpu.part-aa carried" >&2
+    echo "--stage: nothing to stage; carry .gpu_a (warp-lang, part a) and/or .gpu_cache (Warp kernels)" >&2
     exit 2
   fi
   ls -la "$HOLD"

@@ -51,3 +51,26 @@ def test_run_sh_benchmarks_trains_evaluates_and_packs_on_cpu_warp(tmp_path: Path
     with tarfile.open(cache) as tar:
         assert any(name.endswith(".meta") or "wp_" in name for name in tar.getnames())
     assert len(list(out.iterdir())) <= 8  # what a device call brings back
+
+
+def test_stage_keeps_what_is_carried_and_refuses_nothing(tmp_path: Path) -> None:
+    """`run.sh --stage` copies warp-lang's part a and/or the kernel cache to the hold folder
+    (each may come in its own call); a call that carries neither is an error that says so."""
+    repo = tmp_path / "repo"
+    (repo / "scripts/gpu").mkdir(parents=True)
+    (repo / "scripts/gpu/run.sh").write_text((REPO / "scripts/gpu/run.sh").read_text())
+    env = {**os.environ, "HOLD": str(tmp_path / "hold"), "OUT": str(tmp_path / "out")}
+
+    def stage() -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(repo / "scripts/gpu/run.sh"), "--stage"], env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    refused = stage()
+    assert refused.returncode == 2 and "nothing to stage" in refused.stderr
+    (repo / ".gpu_cache").mkdir()
+    (repo / ".gpu_cache/warp_kernels.tgz").write_bytes(b"kernels")
+    assert stage().returncode == 0
+    (repo / ".gpu_a").mkdir()
+    (repo / ".gpu_a/warp_gpu.part-aa").write_bytes(b"part a")
+    assert stage().returncode == 0
+    assert sorted(p.name for p in (tmp_path / "hold").iterdir()) == ["warp_gpu.part-aa", "warp_kernels.tgz"]
