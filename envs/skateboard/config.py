@@ -22,7 +22,7 @@ class SimConfig:
     # on a GPU (the physics is the same), and sensors/torques of just-reset envs read 0 until
     # their first step.
     reset_refresh: Refresh = "positions"
-    # Restart finished envs with a mask before the step's one host synchronisation (every step,
+    # Restart finished envs with a mask, without a host synchronisation (every step,
     # whether or not an env finished) instead of asking which finished. None: on CUDA devices,
     # where asking would stall the launch queue; on the CPU asking is free. Pairs with
     # reset_refresh="positions": with "forward" every step would run Warp's all-worlds forward.

@@ -1,7 +1,8 @@
 """On a GPU every host read of a device value (`.item()`, `bool()`, `.tolist()`, `nonzero`)
 stalls the launch queue. The env step keeps them out of the window between queueing the physics
-and asking the simulator whether it diverged, so the task's launches overlap the simulation.
-Counted here on the CPU through torch's function hook, which sees the same calls."""
+and asking the simulator whether it diverged, so the task's launches overlap the simulation, and
+with `sim.check_every` > 1 out of the steps between check-ins altogether. Counted here on the CPU
+through torch's function hook, which sees the same calls."""
 
 from __future__ import annotations
 
