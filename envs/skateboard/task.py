@@ -133,11 +133,14 @@ class SkateboardEnv:
         return {k: v.clone() for k, v in self._obs.items()}
 
     def reset(self, env_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Restart all envs, or those in `env_ids`. A divergence found since the last check-in
+        is dealt with as a check-in would: before a full restart the backend clears those worlds;
+        with `env_ids` it is left for the next step's check-in, which ends those episodes."""
         if env_ids is None:
-            mask = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
+            self._diverged_envs()  # every env restarts: only the backend's clean-up matters
+            self._restart(torch.ones(self.num_envs, dtype=torch.bool, device=self.device), check=True)
         else:
-            mask = self._mask(env_ids.to(self.device).long())
-        self._restart(mask, check=True)
+            self._restart(self._mask(env_ids.to(self.device).long()))
         return self.observations()
 
     def step(self, actions: torch.Tensor) -> StepResult:

@@ -254,3 +254,32 @@ def test_non_finite_actions_between_check_ins_are_zeroed_then_raised():
 def test_check_every_must_be_positive():
     with pytest.raises(ValueError, match="check_every"):
         make_env(num_envs=1, overrides={"sim.check_every": 0})
+
+
+@pytest.mark.parametrize("backend", ["mujoco_batch", "mujoco_warp"])
+def test_resets_between_check_ins_leave_a_pending_divergence_to_the_check_in(backend, tmp_path, monkeypatch):
+    """A partial reset does not swallow (or raise) a divergence found since the last check-in:
+    the next check-in ends that episode and leaves the reset env alone; a full reset clears it
+    and starts every env afresh."""
+    if backend == "mujoco_warp":
+        pytest.importorskip("mujoco_warp")
+    monkeypatch.chdir(tmp_path)
+    env = make_env(num_envs=3, seed=3, backend=backend, device="cpu",
+                   overrides={**QUIET, "sim.queue_resets": True, "sim.check_every": 3})
+    zeros = torch.zeros(3, 12)
+    env.step(zeros)  # checks in; the next check-in is the fourth step
+    env.sim.set_qvel(torch.tensor([1]), torch.full((env.sim.info.nv,), 1e11))
+    env.step(zeros)
+    env.reset(torch.tensor([2]))  # another env, between check-ins
+    assert env.episode_length_buf[2] == 0
+    env.step(zeros)
+    out = env.step(zeros)  # the check-in
+    assert out.extras["terminations"]["diverged"].tolist() == [False, True, False]
+    assert env.episode_length_buf[2] == 2  # the check-in did not restart the env reset before
+    env.sim.set_qvel(torch.tensor([0]), torch.full((env.sim.info.nv,), 1e11))
+    env.step(zeros)
+    observations = env.reset()  # a full reset with a divergence pending
+    assert all(torch.isfinite(v).all() for v in observations.values())
+    assert env.episode_length_buf.tolist() == [0, 0, 0]
+    after = env.step(zeros)
+    assert not after.terminated.any() and all(torch.isfinite(v).all() for v in after.observations.values())
