@@ -428,3 +428,17 @@ def test_a_derived_update_that_a_reset_would_waste_observes_only_and_reads_the_s
     observing.step(ctrl, 4)
     assert observing._stage1 == "full"
 
+
+
+def test_commit_model_leaves_what_it_finds_to_the_next_check() -> None:
+    """The task edits the model mid-step (its curriculum), between check-ins: a divergence found
+    since the last check is raised by the next check(), not by commit_model()."""
+    sim = warp_sim(2)
+    sim.set_qvel(torch.tensor([1]), torch.full((sim.info.nv,), 1e11))
+    sim.step(key_ctrl(sim, 2), 1, check=False)
+    sim.model_field("body_mass")[0] *= 1.1
+    sim.commit_model()
+    with pytest.raises(SimulationDiverged) as caught:
+        sim.check()
+    assert caught.value.env_ids == [1]
+    sim.check()  # reported once
