@@ -121,7 +121,8 @@ class ModeOutput:
     one_hot: Tensor  # [B, K], detached
 
 
-def _mlp(in_dim: int, out_dim: int, hidden: tuple[int, ...], activation: type[nn.Module]) -> nn.Sequential:
+def mlp(in_dim: int, out_dim: int, hidden: tuple[int, ...], activation: type[nn.Module]) -> nn.Sequential:
+    """Linear layers of the `hidden` widths, each followed by `activation`, then a linear output."""
     layers: list[nn.Module] = []
     for width in hidden:
         layers += [nn.Linear(in_dim, width), activation()]
@@ -162,8 +163,8 @@ class HistoryVAE(nn.Module):
         self.encoder = HistoryEncoder1d(cfg.history_length, cfg.frame_size, cfg.encoder_step_dim, cfg.encoder_out_dim)
         self.fc_mu = nn.Linear(cfg.encoder_out_dim, cfg.latent_dim)
         self.fc_logvar = nn.Linear(cfg.encoder_out_dim, cfg.latent_dim)
-        self.state_decoder = _mlp(cfg.latent_dim, cfg.state_dim, cfg.decoder_hidden, nn.ReLU)
-        self.contact_decoder = _mlp(cfg.latent_dim, cfg.contact_dim, cfg.decoder_hidden, nn.ReLU)
+        self.state_decoder = mlp(cfg.latent_dim, cfg.state_dim, cfg.decoder_hidden, nn.ReLU)
+        self.contact_decoder = mlp(cfg.latent_dim, cfg.contact_dim, cfg.decoder_hidden, nn.ReLU)
 
     def encode(self, history: Tensor) -> tuple[Tensor, Tensor]:
         h = self.encoder(history)
@@ -188,7 +189,7 @@ class HybridModes(nn.Module):
     def __init__(self, cfg: ModesConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.classifier = _mlp(cfg.history_size, cfg.num_modes, cfg.classifier_hidden, nn.ELU)
+        self.classifier = mlp(cfg.history_size, cfg.num_modes, cfg.classifier_hidden, nn.ELU)
         self.vaes = nn.ModuleList(HistoryVAE(cfg) for _ in range(cfg.num_modes))
 
     # ---- helpers ----------------------------------------------------------------------------------

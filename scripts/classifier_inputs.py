@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from dhal.policies.modes import ModesConfig, mlp
 from dhal.policies.slds import SLDSConfig, make_dataset, make_system, switch_offsets
 
 INPUTS = ("history", "guard", "guard+newest")
@@ -44,20 +45,13 @@ def select(histories: Tensor, inputs: str, cfg: SLDSConfig) -> Tensor:
     raise KeyError(f"unknown inputs {inputs!r}; known: {', '.join(INPUTS)}")
 
 
-def classifier(in_dim: int, num_modes: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for width in (256, 64, 32):  # DHAL's classifier (ModesConfig.classifier_hidden)
-        layers += [nn.Linear(in_dim, width), nn.ELU()]
-        in_dim = width
-    return nn.Sequential(*layers, nn.Linear(in_dim, num_modes))
-
-
 def train_and_score(inputs: str, steps: int, seed: int = 0) -> dict[str, float]:
     cfg = SLDSConfig()
     system = make_system(cfg, torch.Generator().manual_seed(seed))
     test = make_dataset(cfg, system, cfg.test_sequences, torch.Generator().manual_seed(seed + 123))
     torch.manual_seed(seed)
-    net = classifier(select(test.histories[:1], inputs, cfg).shape[1], 3)
+    # HybridModes' classifier, built the same way, on the selected inputs
+    net = mlp(select(test.histories[:1], inputs, cfg).shape[1], 3, ModesConfig.classifier_hidden, nn.ELU)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     draws = torch.Generator().manual_seed(seed + 1)
     started = time.perf_counter()
