@@ -38,7 +38,8 @@ def env_mask(env_ids: object, num_envs: int) -> torch.Tensor | None:
 
 
 class SimulationDiverged(RuntimeError):
-    """Physics produced NaN/Inf or an unstable state in some environments."""
+    """Physics produced NaN/Inf or an unstable state in some environments, or a fault of the
+    backend's (MuJoCo Warp's EPA horizon) left their physics untrustworthy."""
 
     def __init__(self, env_ids: list[int], message: str) -> None:
         super().__init__(f"simulation diverged in envs {env_ids}: {message}")

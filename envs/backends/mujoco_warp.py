@@ -38,12 +38,15 @@ What Warp lacks compared with mujoco.batch, and what this backend does instead:
 * no warning counters and no automatic reset of diverged data: after each step the backend
   checks qpos/qvel/qacc for NaN/Inf/|x| > 1e10, resets those worlds to the model defaults (as
   MuJoCo does) and raises `SimulationDiverged` with their ids; `warning_counts()` reports these
-  as mjWARN_BADQPOS / BADQVEL / BADQACC, the only warnings this backend produces.
+  as mjWARN_BADQPOS / BADQVEL / BADQACC.
 * fixed-size contact and constraint buffers (nconmax per world on average, njmax per world):
   an overflow makes the physics silently wrong in Warp (it only printf's "nefc overflow").
   The printf is switched off and every step checks Warp's per-world overflow flags and the
   counts, raising `WarpCapacityError` (a RuntimeError) that names the setting and a value to use.
   Solver/line-search iteration-limit flags are not errors (MuJoCo C does not warn about them).
+  An EPA horizon overflow (a fixed limit inside Warp; the world lost a contact for a substep) is
+  a fault of that world alone: it is reported like a divergence, as `SimulationDiverged` with
+  its id and a "warp_EPA_HORIZON" warning count, so a long run ends that episode and goes on.
 * `set_const` skips actuator_length0, dof_length and tendon_lengthspring (not used by this
   scene); everything mj_setConst computes for mass/inertia edits is recomputed.
 * rendering: one world's state is copied into a host MjData (nominal model) and drawn with the
@@ -83,8 +86,12 @@ __all__ = ["MujocoWarpSimulator", "WarpCapacityError"]
 
 _MAXVAL = 1e10  # MuJoCo's mjMAXVAL: larger |qpos|, |qvel|, |qacc| counts as diverged
 _SOLVER_LIMIT_FLAGS = int(mjw.OverflowType.ITERATIONS) | int(mjw.OverflowType.LS_ITERATIONS)
-_CAPACITY_FLAGS = int(mjw.OverflowType.ALL) & ~_SOLVER_LIMIT_FLAGS
-_BAD_WARNINGS = ("mjWARN_BADQPOS", "mjWARN_BADQVEL", "mjWARN_BADQACC")
+# EPA's horizon is a constant compiled into Warp (MJ_MAX_EPAHORIZON edges), not a buffer anyone
+# can size: when a degenerate convex pair needs more, Warp drops that pair's contact for the
+# substep. Rare (one world in a 45 s, 4,096-env run on an H200), and local to its world.
+_FAULT_FLAGS = int(mjw.OverflowType.EPA_HORIZON)
+_CAPACITY_FLAGS = int(mjw.OverflowType.ALL) & ~(_SOLVER_LIMIT_FLAGS | _FAULT_FLAGS)
+_BAD_WARNINGS = ("mjWARN_BADQPOS", "mjWARN_BADQVEL", "mjWARN_BADQACC", "warp_EPA_HORIZON")
 
 
 class MujocoWarpSimulator:
@@ -205,8 +212,9 @@ class MujocoWarpSimulator:
             self._unchecked = self._problems(self._unchecked)
 
     def _problems(self, earlier: tuple[torch.Tensor, ...] | None = None) -> tuple[torch.Tensor, ...]:
-        """Device-side flags (bad qpos, bad qvel, bad qacc per world; capacity flags per world;
-        whether any count passed its buffer), or-ed with `earlier` flags. No host sync."""
+        """Device-side flags (bad qpos, bad qvel, bad qacc, collision fault per world; capacity
+        flags per world; whether any count passed its buffer), or-ed with `earlier` flags. No
+        host sync."""
         t = self._t
         capacity = (
             (t["nefc"] > self.njmax).any() | (t["nacon"][0] > self._naconmax) | (t["ncollision"][0] > self._naconmax)
@@ -215,6 +223,7 @@ class MujocoWarpSimulator:
             ~(t["qpos"].abs() < _MAXVAL).all(dim=1),  # NaN compares False
             ~(t["qvel"].abs() < _MAXVAL).all(dim=1),
             ~(t["qacc"].abs() < _MAXVAL).all(dim=1),
+            (t["overflow"] & _FAULT_FLAGS) != 0,
             t["overflow"] & _CAPACITY_FLAGS,
             capacity,
         )
@@ -227,9 +236,9 @@ class MujocoWarpSimulator:
         unchecked steps found when they ran, and what is wrong now. Warp's overflow flags are
         sticky, so an unchecked reset's overflow is seen too."""
         t = self._t
-        bad_pos, bad_vel, bad_acc, flags, counts = self._problems(self._unchecked)
+        bad_pos, bad_vel, bad_acc, fault, flags, counts = self._problems(self._unchecked)
         self._unchecked = None
-        bad = bad_pos | bad_vel | bad_acc
+        bad = bad_pos | bad_vel | bad_acc | fault
         capacity = (flags != 0).any() | counts
         diverged, overflowed = torch.stack((bad.any(), capacity)).tolist()
         if overflowed and not diverged:
@@ -238,7 +247,7 @@ class MujocoWarpSimulator:
         if not diverged:
             return
         ids = bad.nonzero().squeeze(-1)
-        which = torch.where(bad_pos[ids], 0, torch.where(bad_vel[ids], 1, 2)).tolist()
+        which = torch.where(bad_pos[ids], 0, torch.where(bad_vel[ids], 1, torch.where(bad_acc[ids], 2, 3))).tolist()
         for w in which:
             self._warnings[_BAD_WARNINGS[w]] += 1
         env_ids = ids.tolist()
@@ -254,18 +263,21 @@ class MujocoWarpSimulator:
             if overflowed
             else ""
         )
+        cause = (
+            "MuJoCo Warp's EPA horizon overflowed (a contact was dropped for a substep; the limit is fixed in Warp)"
+            if which[0] == 3 else f"NaN, Inf or huge value (> {_MAXVAL:g})"
+        )
         raise SimulationDiverged(
             env_ids,
-            f"NaN, Inf or huge value (> {_MAXVAL:g}): env {env_ids[0]}: "
-            f"{_BAD_WARNINGS[which[0]]}; the data of these envs was reset to the model defaults"
-            + note,
+            f"{cause}: env {env_ids[0]}: {_BAD_WARNINGS[which[0]]}; the data of these envs was reset to the "
+            "model defaults" + note,
         )
 
     def unchecked_divergence(self) -> torch.Tensor:
         if self._unchecked is None:
             return torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-        bad_pos, bad_vel, bad_acc = self._unchecked[:3]
-        return bad_pos | bad_vel | bad_acc
+        bad_pos, bad_vel, bad_acc, fault = self._unchecked[:4]
+        return bad_pos | bad_vel | bad_acc | fault
 
     def _scrub(self, ids: torch.Tensor) -> None:
         """Zero every per-world float array of Data (and its constraint rows) for `ids`."""
@@ -460,8 +472,8 @@ class MujocoWarpSimulator:
     # ------------------------------------------------------------------ diagnostics
     def warning_counts(self) -> dict[str, int]:
         """Divergences so far, by the MuJoCo warning the CPU backend would report
-        (mjWARN_BADQPOS / BADQVEL / BADQACC), non-zero entries only. Warp has no other warnings:
-        buffer overflows raise WarpCapacityError instead."""
+        (mjWARN_BADQPOS / BADQVEL / BADQACC), and EPA horizon faults (warp_EPA_HORIZON), non-zero
+        entries only. Buffer overflows raise WarpCapacityError instead."""
         return {name: n for name, n in self._warnings.items() if n}
 
     def render(

@@ -283,6 +283,30 @@ def test_overflow_raises_a_clear_error() -> None:
         warp_sim(2, nconmax=1)
 
 
+def test_an_epa_horizon_fault_is_reported_for_its_world_alone(settled: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """Warp's EPA horizon is a constant compiled into Warp: when a world overflows it (it drops
+    one contact for a substep), that world is reported and reset like a diverged one; it is not
+    a buffer the user could raise, so it is no WarpCapacityError (a run goes on)."""
+    from dhal.envs.backends.warp_setup import mjw
+
+    qpos, qvel = settled
+    n = 3
+    sim = warp_sim(n)
+    sim.set_state(torch.arange(n), qpos, qvel)
+    sim._t["overflow"][1] |= int(mjw.OverflowType.EPA_HORIZON)  # what Warp's EPA sets (sticky)
+    sim.step(key_ctrl(sim, n), 4, check=False)
+    assert sim.unchecked_divergence().tolist() == [False, True, False]
+    with pytest.raises(SimulationDiverged, match="EPA horizon") as info:
+        sim.check()
+    assert info.value.env_ids == [1]
+    assert sim.warning_counts() == {"warp_EPA_HORIZON": 1}
+    defaults = torch.as_tensor(sim.model.qpos0, dtype=torch.float32)
+    after = sim.read().qpos
+    assert torch.equal(after[1], defaults) and not torch.equal(after[0], defaults)  # only its world reset
+    sim.step(key_ctrl(sim, n), 4)  # flags cleared: the next check passes
+    assert sim.warning_counts() == {"warp_EPA_HORIZON": 1}
+
+
 def test_raw_step_throughput_warp() -> None:
     rate = raw_step_throughput_warp(SCENE, 2, nsteps_per_call=2, seconds=0.2, device="cpu")
     assert rate > 10.0

@@ -164,6 +164,25 @@ def test_a_diverged_env_ends_its_episode_and_leaks_no_nan(backend, queued, tmp_p
     assert all(torch.isfinite(t).all() for t in nxt.observations.values())
 
 
+def test_a_warp_collision_fault_ends_its_episode_and_the_run_goes_on(tmp_path, monkeypatch):
+    """MuJoCo Warp's EPA horizon overflow (one world lost a contact for a substep; seen once in a
+    4,096-env GPU run) ends that env's episode as a divergence does instead of stopping training."""
+    pytest.importorskip("mujoco_warp")
+    from dhal.envs.backends.warp_setup import mjw
+
+    monkeypatch.chdir(tmp_path)
+    env = make_env(num_envs=3, seed=3, backend="mujoco_warp", device="cpu",
+                   overrides={**QUIET, "sim.queue_resets": True, "sim.check_every": 2})
+    env.step(torch.zeros(3, 12))
+    env.sim._t["overflow"][2] |= int(mjw.OverflowType.EPA_HORIZON)
+    outs = [env.step(torch.zeros(3, 12)) for _ in range(2)]
+    assert outs[1].terminated.tolist() == [False, False, True]
+    assert outs[1].extras["terminations"]["diverged"].tolist() == [False, False, True]
+    assert outs[0].reward[2] == 0.0 and not outs[0].terminated.any()  # discarded until the check-in
+    assert env.sim.warning_counts() == {"warp_EPA_HORIZON": 1}
+    assert not env.step(torch.zeros(3, 12)).terminated.any()
+
+
 def test_the_compiled_step_matches_the_eager_one():
     """SimConfig.compile fuses the pure per-step functions; it must not change a number, through
     a step and a reset (fullgraph: a graph break fails here)."""
