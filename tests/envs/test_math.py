@@ -29,6 +29,22 @@ def test_rpy_of_composed_rotation():
     assert torch.allclose(quat_to_rpy(q), torch.tensor([roll, pitch, yaw]), atol=1e-5)
 
 
+def test_rpy_matches_the_textbook_formulas_and_ignores_the_norm_for_roll_and_yaw():
+    torch.manual_seed(1)
+    q = torch.nn.functional.normalize(torch.randn(4096, 4, dtype=torch.float64), dim=-1)
+    w, x, y, z = q.unbind(-1)
+    expected = torch.stack((
+        torch.atan2(2 * (w * x + y * z), 1 - 2 * (x * x + y * y)),
+        torch.asin((2 * (w * y - z * x)).clamp(-1, 1)),
+        torch.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)),
+    ), dim=-1)
+    assert torch.allclose(quat_to_rpy(q), expected, atol=1e-9)
+    assert torch.allclose(quat_to_rpy(q.float()), expected.float(), atol=1e-4)
+    scaled = quat_to_rpy(1.01 * q)
+    assert torch.allclose(scaled[:, [0, 2]], expected[:, [0, 2]], atol=1e-9)
+    assert quat_to_rpy(q[0]).shape == (3,)
+
+
 def test_wrap_to_pi_fixes_the_yaw_seam():
     # Body at +179 deg, deck at -179 deg: 2 degrees apart, not 358 (DHAL's unwrapped bug).
     diff = wrap_to_pi(torch.tensor([math.radians(179) - math.radians(-179)]))
