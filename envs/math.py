@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -22,10 +21,17 @@ def quat_rotate_inverse(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return v - w * t + torch.cross(xyz, t, dim=-1)
 
 
-@functools.lru_cache(maxsize=None)
+_RPY_TERMS: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+
 def _rpy_terms(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """[16, 5] on `device` (made once per device and dtype: no copy per call): the flattened products q_i q_j (w, x, y, z) -> (roll numerator, roll denominator,
+    """[16, 5] on `device`, made once per device and dtype (no host-to-device copy per call; a
+    plain dict, which torch.compile guards on, where it would trace through lru_cache): the
+    flattened products q_i q_j (w, x, y, z) -> (roll numerator, roll denominator,
     sin pitch, yaw numerator, yaw denominator) of the ZYX angles."""
+    key = (device, dtype)
+    if key in _RPY_TERMS:
+        return _RPY_TERMS[key]
     terms = torch.zeros(4, 4, 5, dtype=torch.float64)
     w, x, y, z = range(4)
     for column, signed in enumerate((
@@ -37,7 +43,8 @@ def _rpy_terms(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     )):
         for i, j, factor in signed:
             terms[i, j, column] = factor
-    return terms.reshape(16, 5).to(device=device, dtype=dtype)
+    _RPY_TERMS[key] = terms.reshape(16, 5).to(device=device, dtype=dtype)
+    return _RPY_TERMS[key]
 
 
 def quat_to_rpy(q: torch.Tensor) -> torch.Tensor:

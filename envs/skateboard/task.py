@@ -96,7 +96,10 @@ class SkateboardEnv:
         self.commands = zeros(n, 3)
         self.gates = {"glide": zeros(n), "push": zeros(n)}
         self.actions, self.last_actions = zeros(n, j), zeros(n, j)
-        self.last_joint_vel, self.last_torques = zeros(n, j), zeros(n, j)
+        # laid out as the state's joint_vel / joint_torque (column slices of the simulator's
+        # arrays), which replace them every step: compiled rewards then see one stride throughout
+        self.last_joint_vel = zeros(n, self.sim.info.nv)[:, self.idx.joint_qvel]
+        self.last_torques = zeros(n, self.sim.info.nu)[:, self.idx.actuators]
         self.raw_foot_contact, self.foot_contact = zeros(n, 4, dtype=torch.bool), zeros(n, 4, dtype=torch.bool)
         self.raw_wheel_contact, self.wheel_contact = zeros(n, 4, dtype=torch.bool), zeros(n, 4, dtype=torch.bool)
         self.contact_history = zeros(n, self.cfg.observations.contact_history_length, 4)

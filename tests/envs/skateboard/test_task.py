@@ -185,7 +185,13 @@ def test_a_warp_collision_fault_ends_its_episode_and_the_run_goes_on(tmp_path, m
 
 def test_the_compiled_step_matches_the_eager_one():
     """SimConfig.compile fuses the pure per-step functions; it must not change a number, through
-    a step and a reset (fullgraph: a graph break fails here)."""
+    a step and a reset (fullgraph: a graph break fails here). Each function compiles once, and
+    observe twice (with and without freshly reset envs): no recompiling on lazily built constants
+    or on the layout of the last step's joint velocities and torques."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
     eager, compiled = (make_env(num_envs=3, seed=4, overrides={"sim.compile": flag}) for flag in (False, True))
     assert compiled._derive is not derive_state and eager._derive is derive_state
     draws = torch.Generator().manual_seed(0)
@@ -203,6 +209,7 @@ def test_the_compiled_step_matches_the_eager_one():
         assert ("log" in a.extras) == (i == 1) == ("log" in b.extras)
         if i == 1:
             assert a.extras["log"] == pytest.approx(b.extras["log"], abs=1e-6)
+    assert counters["stats"]["unique_graphs"] == 5
 
 
 @pytest.mark.parametrize("backend", ["mujoco_batch", "mujoco_warp"])
