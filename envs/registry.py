@@ -10,9 +10,9 @@ from typing import Any, Callable, Mapping
 import dhal.assets
 from dhal.assets.terrain import terrain_scene
 from dhal.envs.api import BatchedEnv
-from dhal.envs.backends import make_simulator
+from dhal.envs.backends import canonical_backend, make_simulator
 from dhal.envs.overrides import apply_overrides
-from dhal.envs.skateboard.config import SkateboardConfig
+from dhal.envs.skateboard.config import SimConfig, SkateboardConfig
 from dhal.envs.skateboard.task import SkateboardEnv
 
 
@@ -64,5 +64,14 @@ def make_env(
     overrides: Mapping[str, Any] | None = None,
 ) -> BatchedEnv:
     cfg = make_config(task, overrides)
-    sim = make_simulator(backend, terrain_scene(scene_path(cfg.scene), cfg.terrain), num_envs, device=device)
+    sim = make_simulator(backend, terrain_scene(scene_path(cfg.scene), cfg.terrain), num_envs, device=device,
+                         **simulator_options(cfg.sim, backend))
     return SkateboardEnv(cfg, sim, seed=seed)
+
+
+def simulator_options(sim: SimConfig, backend: str) -> dict[str, Any]:
+    """The simulator's keyword arguments that the task config sets: MuJoCo Warp's buffer sizes
+    where given (the CPU backend has no fixed buffers)."""
+    if canonical_backend(backend) != "mujoco_warp":
+        return {}
+    return {name: value for name, value in (("nconmax", sim.nconmax), ("njmax", sim.njmax)) if value is not None}

@@ -51,6 +51,7 @@ def capacity_error(flags: torch.Tensor, nefc: torch.Tensor, nacon: int, ncollisi
     where = f" in worlds {worlds[:16]}{' ...' if len(worlds) > 16 else ''}" if worlds else ""
     return WarpCapacityError(
         f"MuJoCo Warp buffer overflow ({', '.join(names) or 'counts'}){where}: " + "; ".join(problems)
-        + ". The physics of the step is wrong; rebuild the simulator with larger buffers "
-        "(MujocoWarpSimulator(..., nconmax=..., njmax=...))."
+        + ". The physics of the step is wrong; rebuild the simulator with larger buffers ("
+        "`--override sim.njmax=...` / `--override sim.nconmax=...` for dhal commands, "
+        "MujocoWarpSimulator(..., nconmax=..., njmax=...) in code)."
     )

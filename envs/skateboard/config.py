@@ -16,7 +16,7 @@ class SimConfig:
     decimation: int = 4  # 50 Hz policy
     episode_length_s: float = 20.0
     # torch.compile the task's per-step functions (state, rewards, terminations, observations).
-    # On an H200 it gained 3-5 % env throughput for 1-2 min of compiling (BENCHMARKS.md).
+    # On an H200 it gained 4-9 % env throughput for about 100 s of compiling (BENCHMARKS.md).
     compile: bool = False
     # What a reset recomputes (backends.base.Refresh): "positions" skips the all-worlds forward
     # on a GPU (the physics is the same), and sensors/torques of just-reset envs read 0 until
@@ -34,10 +34,17 @@ class SimConfig:
     # outputs and ends its episode at the next check; non-finite actions are replaced by zeros
     # and raised at the next check.
     check_every: int | None = None
+    # MuJoCo Warp's fixed-size buffers: contacts per world on average and constraint rows per
+    # world (None: the backend's defaults, sized for this scene). A WarpCapacityError names the
+    # value to set. The CPU backend sizes its buffers itself and ignores both.
+    nconmax: int | None = None
+    njmax: int | None = None
 
     def __post_init__(self) -> None:
-        if self.check_every is not None and self.check_every < 1:
-            raise ValueError(f"sim.check_every must be >= 1 (or None), got {self.check_every}")
+        for name in ("check_every", "nconmax", "njmax"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"sim.{name} must be >= 1 (or None), got {value}")
 
 
 # +6-8 % env throughput at 4,096-8,192 envs on an H200 over a check-in every step

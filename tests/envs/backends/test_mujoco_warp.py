@@ -307,6 +307,26 @@ def test_an_epa_horizon_fault_is_reported_for_its_world_alone(settled: tuple[tor
     assert sim.warning_counts() == {"warp_EPA_HORIZON": 1}
 
 
+def test_the_task_config_sizes_warps_buffers_and_the_error_says_how() -> None:
+    """sim.njmax / sim.nconmax reach MuJoCo Warp from `--override` (the CPU backend has no fixed
+    buffers and gets neither), and an overflow names the override to raise."""
+    from dhal.envs.registry import make_config, make_env, simulator_options
+
+    cfg = make_config("dhal-skateboard", {"sim.njmax": 300, "sim.nconmax": 40})
+    assert simulator_options(cfg.sim, "mjwarp") == {"njmax": 300, "nconmax": 40}
+    assert simulator_options(cfg.sim, "mujoco_batch") == {}
+    assert simulator_options(make_config().sim, "mujoco_warp") == {}
+    env = make_env(num_envs=2, backend="mujoco_warp", device="cpu", overrides={"sim.njmax": 300, "sim.nconmax": 40})
+    assert (env.sim.njmax, env.sim.nconmax) == (300, 40)
+    env.close()
+    with pytest.raises(WarpCapacityError, match=r"njmax=24.*--override sim\.njmax"):
+        env = make_env(num_envs=2, backend="mujoco_warp", device="cpu", overrides={"sim.njmax": 24})
+        for _ in range(20):
+            env.step(torch.zeros(2, 12))
+    with pytest.raises(ValueError, match="sim.njmax must be >= 1"):
+        make_config("dhal-skateboard", {"sim.njmax": 0})
+
+
 def test_raw_step_throughput_warp() -> None:
     rate = raw_step_throughput_warp(SCENE, 2, nsteps_per_call=2, seconds=0.2, device="cpu")
     assert rate > 10.0
