@@ -63,6 +63,7 @@ def open_env(options: EnvOptions, num_envs: int) -> BatchedEnv:
     """Build the env, turning an unknown task or a bad override into a `CommandError`."""
     # Imported here so that `dhal --help` does not load the simulator.
     from dhal.envs import registry
+    from dhal.envs.backends import SimulatorCapacityError
     from dhal.envs.overrides import ConfigError
 
     tasks = registry.task_names()
@@ -78,5 +79,5 @@ def open_env(options: EnvOptions, num_envs: int) -> BatchedEnv:
             seed=options.seed,
             overrides=parse_overrides(options.override),
         )
-    except ConfigError as error:
+    except (ConfigError, SimulatorCapacityError) as error:
         raise CommandError(str(error)) from error

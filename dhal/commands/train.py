@@ -89,6 +89,7 @@ class TrainOutputs:
 def run(cfg: TrainCommandConfig) -> TrainOutputs:
     # Imported here so that `dhal --help` stays fast.
     from dhal.envs.adapters.rsl_rl import RslRlVecEnv
+    from dhal.envs.backends import SimulatorCapacityError
     from dhal.envs.overrides import ConfigError, apply_overrides
     from dhal.policies import presets
     from dhal.policies.training import (
@@ -203,6 +204,12 @@ def run(cfg: TrainCommandConfig) -> TrainOutputs:
             saved_note = f"checkpoint {runner.last_saved}" if runner.last_saved else "no checkpoint written"
             raise CommandError(f"interrupted after iteration {runner.current_learning_iteration} ({saved_note}); "
                                f"continue with: dhal train --resume {run_dir}") from None
+        except SimulatorCapacityError as error:  # hours into a GPU run: say how to go on
+            saved_note = f"checkpoint {runner.last_saved}" if runner.last_saved else "no checkpoint written"
+            larger = "".join(f" --override {key}={value}" for key, value in error.overrides.items())
+            resume = f"dhal train --resume {run_dir}" if runner.last_saved else "the same command"
+            raise CommandError(f"stopped after iteration {runner.current_learning_iteration} ({saved_note}): "
+                               f"{error}\ncontinue with: {resume}{larger}") from error
         return TrainOutputs(run_dir=run_dir, checkpoint=runner.last_saved, first_iteration=first,
                             last_iteration=runner.current_learning_iteration, seconds=time.perf_counter() - start,
                             rank=process.rank, world_size=process.world_size)

@@ -14,13 +14,14 @@ import importlib
 from pathlib import Path
 from typing import Any, Callable
 
-from .base import ModelInfo, SimState, SimulationDiverged, Simulator
+from .base import ModelInfo, SimState, SimulationDiverged, Simulator, SimulatorCapacityError
 
 __all__ = [
     "ModelInfo",
     "SimState",
     "SimulationDiverged",
     "Simulator",
+    "SimulatorCapacityError",
     "BACKEND_ALIASES",
     "available_backends",
     "canonical_backend",

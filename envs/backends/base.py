@@ -37,6 +37,15 @@ def env_mask(env_ids: object, num_envs: int) -> torch.Tensor | None:
     return env_ids
 
 
+class SimulatorCapacityError(RuntimeError):
+    """A fixed-size simulator buffer overflowed, so the physics of the step is wrong.
+    `overrides` maps task-config keys (e.g. "sim.njmax") to values that would fit."""
+
+    def __init__(self, message: str, overrides: dict[str, int] | None = None) -> None:
+        super().__init__(message)
+        self.overrides = dict(overrides or {})
+
+
 class SimulationDiverged(RuntimeError):
     """Physics produced NaN/Inf or an unstable state in some environments, or a fault of the
     backend's (MuJoCo Warp's EPA horizon) left their physics untrustworthy."""

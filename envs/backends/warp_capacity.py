@@ -11,10 +11,11 @@ import math
 
 import torch
 
+from .base import SimulatorCapacityError
 from .warp_setup import mjw
 
 
-class WarpCapacityError(RuntimeError):
+class WarpCapacityError(SimulatorCapacityError):
     """A fixed-size Warp buffer (constraints, contacts, ...) overflowed: the physics is wrong."""
 
 
@@ -33,15 +34,15 @@ def capacity_error(flags: torch.Tensor, nefc: torch.Tensor, nacon: int, ncollisi
     max_nefc = int(nefc.max().item())
     worlds = sorted(set((flags != 0).nonzero().squeeze(-1).tolist()) | set((nefc > njmax).nonzero().squeeze(-1).tolist()))
     names = [f.name for f in mjw.OverflowType if f.name != "ALL" and f.value and bits & f.value]
-    problems = []
+    problems, overrides = [], {}
     if bits & int(mjw.OverflowType.NEFC) or max_nefc > njmax:
-        need = _round_up(max(max_nefc, njmax + 1) * 3 // 2, 32)
+        need = overrides["sim.njmax"] = _round_up(max(max_nefc, njmax + 1) * 3 // 2, 32)
         problems.append(f"constraint rows: a world needed more than njmax={njmax} (nefc up to {max_nefc} at the "
                         f"end of the call); pass njmax={need} or more")
     contact_bits = int(mjw.OverflowType.BROADPHASE) | int(mjw.OverflowType.NARROWPHASE)
     if bits & contact_bits or max(nacon, ncollision) > naconmax:
         per_world = math.ceil(max(nacon, ncollision, naconmax + 1) / num_envs)
-        need = _round_up(per_world * 2, 16)
+        need = overrides["sim.nconmax"] = _round_up(per_world * 2, 16)
         problems.append(f"contacts: more than nconmax={nconmax} per world on average (pool {naconmax} for "
                         f"{num_envs} worlds; {nacon} contacts, {ncollision} broadphase pairs); pass nconmax={need} or more")
     other = bits & ~(int(mjw.OverflowType.NEFC) | contact_bits)
@@ -53,5 +54,6 @@ def capacity_error(flags: torch.Tensor, nefc: torch.Tensor, nacon: int, ncollisi
         f"MuJoCo Warp buffer overflow ({', '.join(names) or 'counts'}){where}: " + "; ".join(problems)
         + ". The physics of the step is wrong; rebuild the simulator with larger buffers ("
         "`--override sim.njmax=...` / `--override sim.nconmax=...` for dhal commands, "
-        "MujocoWarpSimulator(..., nconmax=..., njmax=...) in code)."
+        "MujocoWarpSimulator(..., nconmax=..., njmax=...) in code).",
+        overrides,
     )

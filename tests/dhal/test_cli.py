@@ -72,6 +72,15 @@ def test_unknown_config_key_is_reported(capsys):
 
 
 @pytest.mark.usefixtures("real_env_available")
+def test_a_warp_buffer_too_small_is_reported_with_the_override_to_use(capsys, tmp_path):
+    pytest.importorskip("mujoco_warp")
+    assert main(["sim", "--backend", "mujoco_warp", "--num-envs", "2", "--override", "sim.njmax=8",
+                 "--seconds", "0.2", "--no-video", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--override sim.njmax=" in err and "Traceback" not in err
+
+
+@pytest.mark.usefixtures("real_env_available")
 def test_tiny_sim_run_writes_the_plot(tmp_path):
     out = tmp_path / "sim"
     result = run_dhal("sim", "--num-envs", "2", "--seconds", "0.2", "--no-video", "--out", str(out))

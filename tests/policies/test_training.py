@@ -86,6 +86,33 @@ def test_a_time_limit_stops_after_the_iteration_that_passes_it(trained, tmp_path
     assert code != 0 and "--time-limit must be >= 0" in err
 
 
+def test_a_buffer_overflow_mid_run_keeps_the_checkpoint_and_says_how_to_go_on(trained, tmp_path, monkeypatch):
+    """A simulator buffer that overflows hours into a GPU run: the completed iterations are
+    saved and the error gives the resume command with the override that fits."""
+    from dhal.envs.backends import SimulatorCapacityError
+    from dhal.envs.skateboard.task import SkateboardEnv
+
+    run = copy_run(trained, tmp_path)
+    real_step, calls = SkateboardEnv.step, []
+
+    def overflowing_step(self, actions):
+        calls.append(1)
+        if len(calls) > 8:  # the smoke preset collects 8 steps per iteration
+            raise SimulatorCapacityError("constraint rows: pass njmax=288", {"sim.njmax": 288})
+        return real_step(self, actions)
+
+    monkeypatch.setattr(SkateboardEnv, "step", overflowing_step)
+    code, _, err = train("--resume", str(run), "--iterations", "3")
+    assert code != 0
+    assert "stopped after iteration 3 (checkpoint" in err and "model_3.pt" in err
+    assert f"continue with: dhal train --resume {run} --override sim.njmax=288" in err
+    assert read_checkpoint(run / "model_3.pt")["iter"] == 3
+    monkeypatch.setattr(SkateboardEnv, "step", real_step)
+    code, out, err = train("--resume", str(run), "--iterations", "1", "--override", "sim.njmax=288")
+    assert code == 0, err
+    assert "iterations 3..4" in out
+
+
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
 def test_corrupt_checkpoint_is_a_clear_error(trained, tmp_path, damage):
     run = copy_run(trained, tmp_path)
