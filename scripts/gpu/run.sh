@@ -13,7 +13,8 @@
 # .gpu_b and runs this script without --stage.
 # The repo is not pip-installed: PYTHONPATH=$SITE:<repo> makes `dhal` import from the checkout.
 # Arguments after the options go to scripts/gpu/bench_gpu.py (e.g. --sizes 1024 4096 8192).
-# Then `dhal train --preset paper` for TRAIN_BUDGET seconds (default 150) and `dhal eval` of its
+# Then `dhal train --preset paper` for TRAIN_BUDGET seconds (default 150; TRAIN_OVERRIDES, e.g.
+# "sim.compile=True", are its env overrides) and `dhal eval` of its
 # checkpoint (EVAL_EPISODES, default 64; at most EVAL_BUDGET seconds, default 120). Results in $OUT (default ./gpu_out): gpu_bench.json,
 # gpu_bench.log, results.tar (eval/ with eval.json and plots, the run's config.json,
 # train_gpu.json, training.png, gpu_profile.txt, the TensorBoard events) and the checkpoint in
@@ -96,9 +97,11 @@ install_packages() {
   # final checkpoint.
   run_dir="${RUN_DIR:-/tmp/dhal_gpu_run}"
   rm -rf "$run_dir"
-  echo "training: dhal train --preset $TRAIN_PRESET --time-limit ${TRAIN_BUDGET:-150}"
+  train_overrides=()  # TRAIN_OVERRIDES="sim.compile=True sim.njmax=256": env overrides of the training run
+  for kv in ${TRAIN_OVERRIDES:-}; do train_overrides+=(--override "$kv"); done
+  echo "training: dhal train --preset $TRAIN_PRESET --time-limit ${TRAIN_BUDGET:-150} ${train_overrides[*]}"
   python3 -u -m dhal.cli train --preset "$TRAIN_PRESET" --backend mujoco_warp --device "$DEVICE" --iterations 100000 \
-    --time-limit "${TRAIN_BUDGET:-150}" --save-interval 100000 --run-dir "$run_dir" --no-progress
+    --time-limit "${TRAIN_BUDGET:-150}" --save-interval 100000 --run-dir "$run_dir" --no-progress "${train_overrides[@]}"
   train_status=$?
   python3 -u scripts/gpu/summarize_run.py "$run_dir" "$run_dir/train_gpu.json"
   python3 -u scripts/plot_tensorboard.py "$run_dir" "$run_dir/training.png"
@@ -114,7 +117,8 @@ install_packages() {
   checkpoint=$(ls -t "$run_dir"/model_*.pt 2>/dev/null | head -1)
   [ -n "$checkpoint" ] && split -b 15M "$checkpoint" "$OUT/$(basename "$checkpoint").part-"
   timeout "${EVAL_BUDGET:-120}" python3 -u -m dhal.cli eval "$run_dir" --backend mujoco_warp --device "$DEVICE" \
-    --episodes "${EVAL_EPISODES:-64}" --num-envs "${EVAL_EPISODES:-64}" --out "$run_dir/eval" --no-progress
+    --episodes "${EVAL_EPISODES:-64}" --num-envs "${EVAL_EPISODES:-64}" --out "$run_dir/eval" --no-progress \
+    --override sim.compile=False  # a training run's compile would cost the evaluation a minute or two
   eval_status=$?
   pack eval
   ls -la "$OUT"

@@ -25,7 +25,7 @@ def test_run_sh_benchmarks_trains_evaluates_and_packs_on_cpu_warp(tmp_path: Path
         "SITE": str(tmp_path / "site"), "OUT": str(out), "RUN_DIR": str(tmp_path / "run"),
         "HOME": str(tmp_path / "home"), "WARP_CACHE_PATH": str(Path.home() / ".cache" / "warp"),
         "DEVICE": "cpu", "TRAIN_PRESET": "smoke", "TRAIN_BUDGET": "1", "EVAL_EPISODES": "1",
-        "OMP_NUM_THREADS": "1", "HOLD": str(tmp_path / "hold"),
+        "OMP_NUM_THREADS": "1", "HOLD": str(tmp_path / "hold"), "TRAIN_OVERRIDES": "sim.check_every=2",
     }
     args = ["--sizes", "2", "--seconds", "0.3", "--sim-seconds", "0", "--profile-steps", "1", "--deadline", "300",
             "--rounds", "2"]
@@ -43,6 +43,8 @@ def test_run_sh_benchmarks_trains_evaluates_and_packs_on_cpu_warp(tmp_path: Path
         names = set(tar.getnames())
         assert {"config.json", "train_gpu.json", "training.png", "gpu_profile.txt", "eval/eval.json"} <= names
         summary = json.load(tar.extractfile("train_gpu.json"))  # type: ignore[arg-type]
+        config = json.load(tar.extractfile("config.json"))  # type: ignore[arg-type]
+    assert config["env"]["overrides"] == {"sim.check_every": 2}
     assert summary["iterations"] >= 1 and summary["preset"] == "smoke"
     parts = sorted(out.glob("model_*.pt.part-*"))
     assert parts, sorted(p.name for p in out.iterdir())
