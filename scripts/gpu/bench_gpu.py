@@ -13,8 +13,9 @@ For each number of envs N:
   "noreset" (terminations and time-outs off: what resets cost at all),
   "asking" (sim.queue_resets=False: the step asks which envs finished), "forward"
   (sim.reset_refresh=forward: a reset runs Warp's all-worlds forward), "before" (both, and a
-  check-in every step: as measured in 2026-11-27's first run) and "compiled" (sim.compile; 1-2
-  min of compiling on a cold machine);
+  check-in every step: as measured in 2026-11-27's first run), "sparse" (a check-in every 50
+  steps) and "compiled" (sim.compile; 1-2 min of compiling on a cold machine); --njmax/--nconmax
+  size the env's buffers too (sim.njmax / sim.nconmax), so env and raw step the same buffers;
 and the ratios to raw (the project's goal for env/raw is >= 0.8). Each measurement is time-boxed
 (--seconds); a size whose measurements no longer fit the --deadline is skipped. Results are
 printed as a table and written as JSON to $OUT/gpu_bench.json (or --json).
@@ -202,17 +203,26 @@ NO_RESETS = {"terminations.max_base_tilt": 1e9, "terminations.max_deck_tilt": 1e
              "sim.episode_length_s": 1e6}
 VARIANTS = {"env": {}, "checked": {"sim.check_every": 1}, "noreset": NO_RESETS, "compiled": {"sim.compile": True},
             "asking": {"sim.queue_resets": False}, "forward": {"sim.reset_refresh": "forward"},
-            "before": {"sim.queue_resets": False, "sim.reset_refresh": "forward", "sim.check_every": 1}}
+            "before": {"sim.queue_resets": False, "sim.reset_refresh": "forward", "sim.check_every": 1},
+            "sparse": {"sim.check_every": 50}}
 
 
-def measure_env(task: str, n: int, device: str, seconds: float, warmup: int, variant: str) -> dict:
+def env_overrides(variant: str, buffers: dict) -> dict:
+    """The variant's task-config overrides plus --njmax/--nconmax, so the env's simulator has the
+    buffers the raw stepping it is compared with has."""
+    return {**VARIANTS[variant], **{f"sim.{name}": value for name, value in buffers.items()}}
+
+
+def measure_env(task: str, n: int, device: str, seconds: float, warmup: int, variant: str,
+                buffers: dict | None = None) -> dict:
     """Env control steps/s of one variant (VARIANTS); keys are prefixed "<variant>_"."""
     import torch
 
     from dhal.envs.registry import make_env
 
     t = time.perf_counter()
-    env = make_env(task=task, num_envs=n, backend="mujoco_warp", device=device, overrides=VARIANTS[variant])
+    env = make_env(task=task, num_envs=n, backend="mujoco_warp", device=device,
+                   overrides=env_overrides(variant, buffers or {}))
     build_s = time.perf_counter() - t
     try:
         gen = torch.Generator(device=env.device).manual_seed(0)
@@ -254,7 +264,8 @@ def measure_env(task: str, n: int, device: str, seconds: float, warmup: int, var
         del env
 
 
-def profile_env(task: str, n: int, device: str, steps: int, path: Path, variant: str) -> dict:
+def profile_env(task: str, n: int, device: str, steps: int, path: Path, variant: str,
+                buffers: dict | None = None) -> dict:
     """Where an env step's time goes: operators by self device time and by host time, and the
     host synchronisations (each one stalls the launch queue). For the env/raw gap on the GPU."""
     import torch
@@ -262,7 +273,8 @@ def profile_env(task: str, n: int, device: str, steps: int, path: Path, variant:
 
     from dhal.envs.registry import make_env
 
-    env = make_env(task=task, num_envs=n, backend="mujoco_warp", device=device, overrides=VARIANTS[variant])
+    env = make_env(task=task, num_envs=n, backend="mujoco_warp", device=device,
+                   overrides=env_overrides(variant, buffers or {}))
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
     try:
         # the benchmark's workload (falls, so resets happen), from a fixed draw
@@ -326,7 +338,7 @@ def measure_size(row: dict, n: int, args: argparse.Namespace, xml: Path, kw: dic
             key = f"{variant}_control_steps_per_s"
             log(f"N={n}: {variant} (make_env, targets default + N(0, 0.1 rad)), {args.seconds:g}s{tag} ...")
             try:
-                measured = measure_env(args.task, n, args.device, args.seconds, args.warmup, variant)
+                measured = measure_env(args.task, n, args.device, args.seconds, args.warmup, variant, kw)
             except Exception as err:  # noqa: BLE001 - keep the other variants' numbers
                 row[f"{variant}_error"] = f"{type(err).__name__}: {err}"
                 log(f"N={n}: env {variant} FAILED: {row[f'{variant}_error']}")
@@ -429,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
             key = f"profile_{variant}"
             log(f"N={n}: profiling {args.profile_steps} env steps ({variant}) ...")
             try:
-                payload[key] = profile_env(args.task, n, device, args.profile_steps, profile_path, variant)
+                payload[key] = profile_env(args.task, n, device, args.profile_steps, profile_path, variant, kw)
                 log(f"{key}: {payload[key]['kernel_launches_per_step']:.0f} kernel launches per step, "
                     f"syncs {payload[key]['host_syncs_per_step']}")
             except Exception as err:  # noqa: BLE001 - the table above is still worth bringing back
