@@ -20,8 +20,9 @@
 # train_gpu.json, training.png, gpu_profile.txt, the TensorBoard events) and the checkpoint in
 # parts, model_<k>.pt.part-aa, -ab, ...
 # Compiling MuJoCo Warp's kernels takes over two minutes of a cold machine. Unless the --stage
-# call carried them, the compiled kernels come back as $OUT/warp_kernels.tgz.part-aa, -ab (about
-# 16 MB in all); `cat` them into .gpu_cache/warp_kernels.tgz (git-ignored) and the --stage call
+# call carried them, the compiled kernels come back as $OUT/warp_kernels.tar.xz.part-aa, -ab (about
+# 12 MB in all; xz, as gzip's 16 MB with part a and the tree passed one call's 64 MiB); `cat` them
+# into .gpu_cache/warp_kernels.tar.xz (git-ignored) and the --stage call
 # carries it too, so the next session starts with them (sm_90: H100 and H200).
 set -uo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -38,7 +39,7 @@ if [ "${1:-}" = "--stage" ]; then
   staged=0
   [ -s .gpu_a/warp_gpu.part-aa ] && cp .gpu_a/warp_gpu.part-aa "$HOLD/" && staged=1
   # the kernel cache may come in its own --stage call when both would pass one call's 64 MiB
-  [ -s .gpu_cache/warp_kernels.tgz ] && cp .gpu_cache/warp_kernels.tgz "$HOLD/" && staged=1
+  [ -s .gpu_cache/warp_kernels.tar.xz ] && cp .gpu_cache/warp_kernels.tar.xz "$HOLD/" && staged=1
   if [ "$staged" = 0 ]; then
     echo "--stage: nothing to stage; carry .gpu_a (warp-lang, part a) and/or .gpu_cache (Warp kernels)" >&2
     exit 2
@@ -85,13 +86,14 @@ install_packages() {
   export PYTHONUNBUFFERED=1
   python3 -c "import sys, torch, numpy, mujoco, warp, mujoco_warp; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'numpy', numpy.__version__, 'mujoco', mujoco.__version__, 'warp', warp.__version__, 'mujoco_warp', mujoco_warp.__version__)"
   warp_cache="${WARP_CACHE_PATH:-$HOME/.cache/warp}"  # Warp's own default and override
-  if [ -s "$HOLD/warp_kernels.tgz" ] && [ ! -d "$warp_cache" ]; then
-    mkdir -p "$warp_cache" && tar -xzf "$HOLD/warp_kernels.tgz" -C "$warp_cache" && echo "restored the Warp kernel cache"
+  if [ -s "$HOLD/warp_kernels.tar.xz" ] && [ ! -d "$warp_cache" ]; then
+    mkdir -p "$warp_cache" && tar -xJf "$HOLD/warp_kernels.tar.xz" -C "$warp_cache" && echo "restored the Warp kernel cache"
   fi
   python3 -u scripts/gpu/bench_gpu.py --device "$DEVICE" "$@"
   bench_status=$?
-  if [ -d "$warp_cache" ] && [ ! -s "$HOLD/warp_kernels.tgz" ]; then  # for the next session's --stage call
-    tar -czf /tmp/warp_kernels.tgz -C "$warp_cache" . && split -b 9M /tmp/warp_kernels.tgz "$OUT/warp_kernels.tgz.part-"
+  if [ -d "$warp_cache" ] && [ ! -s "$HOLD/warp_kernels.tar.xz" ]; then  # for the next session's --stage call
+    XZ_OPT="-9 -T0" tar -cJf /tmp/warp_kernels.tar.xz -C "$warp_cache" . \
+      && split -b 9M /tmp/warp_kernels.tar.xz "$OUT/warp_kernels.tar.xz.part-"
   fi
   # Then paper-preset training for TRAIN_BUDGET seconds and a deterministic evaluation of the
   # final checkpoint.

@@ -48,8 +48,8 @@ def test_run_sh_benchmarks_trains_evaluates_and_packs_on_cpu_warp(tmp_path: Path
     assert summary["iterations"] >= 1 and summary["preset"] == "smoke"
     parts = sorted(out.glob("model_*.pt.part-*"))
     assert parts, sorted(p.name for p in out.iterdir())
-    cache = tmp_path / "warp_kernels.tgz"  # for the next session to carry, in parts
-    cache.write_bytes(b"".join(part.read_bytes() for part in sorted(out.glob("warp_kernels.tgz.part-*"))))
+    cache = tmp_path / "warp_kernels.tar.xz"  # for the next session to carry, in parts
+    cache.write_bytes(b"".join(part.read_bytes() for part in sorted(out.glob("warp_kernels.tar.xz.part-*"))))
     with tarfile.open(cache) as tar:
         assert any(name.endswith(".meta") or "wp_" in name for name in tar.getnames())
     assert len(list(out.iterdir())) <= 8  # what a device call brings back
@@ -70,9 +70,9 @@ def test_stage_keeps_what_is_carried_and_refuses_nothing(tmp_path: Path) -> None
     refused = stage()
     assert refused.returncode == 2 and "nothing to stage" in refused.stderr
     (repo / ".gpu_cache").mkdir()
-    (repo / ".gpu_cache/warp_kernels.tgz").write_bytes(b"kernels")
+    (repo / ".gpu_cache/warp_kernels.tar.xz").write_bytes(b"kernels")
     assert stage().returncode == 0
     (repo / ".gpu_a").mkdir()
     (repo / ".gpu_a/warp_gpu.part-aa").write_bytes(b"part a")
     assert stage().returncode == 0
-    assert sorted(p.name for p in (tmp_path / "hold").iterdir()) == ["warp_gpu.part-aa", "warp_kernels.tgz"]
+    assert sorted(p.name for p in (tmp_path / "hold").iterdir()) == ["warp_gpu.part-aa", "warp_kernels.tar.xz"]
