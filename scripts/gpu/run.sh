@@ -31,6 +31,10 @@ SITE="${SITE:-/tmp/site}"
 DEVICE="${DEVICE:-cuda}"  # DEVICE=cpu TRAIN_PRESET=smoke: a dry run of the whole script on CPU Warp
 TRAIN_PRESET="${TRAIN_PRESET:-paper}"
 HOLD="${HOLD:-/tmp/dhal_gpu_stage}"
+# CALL_LIMIT: the device call's timeout_s. Training and evaluation are then cut to end, packed,
+# before it (scripts/gpu/budget.py); 0 (default): TRAIN_BUDGET and EVAL_BUDGET as given.
+CALL_LIMIT="${CALL_LIMIT:-0}"
+SCRIPT_START=$(date +%s)
 export OUT="${OUT:-$REPO/gpu_out}"
 mkdir -p "$OUT"
 
@@ -101,9 +105,12 @@ install_packages() {
   rm -rf "$run_dir"
   train_overrides=()  # TRAIN_OVERRIDES="sim.compile=True sim.njmax=256": env overrides of the training run
   for kv in ${TRAIN_OVERRIDES:-}; do train_overrides+=(--override "$kv"); done
-  echo "training: dhal train --preset $TRAIN_PRESET --time-limit ${TRAIN_BUDGET:-150} ${train_overrides[*]}"
+  train_budget=$(python3 scripts/gpu/budget.py train --call-limit "$CALL_LIMIT" \
+    --elapsed $(( $(date +%s) - SCRIPT_START )) --train "${TRAIN_BUDGET:-150}" --eval "${EVAL_BUDGET:-120}")
+  [ "$train_budget" != "${TRAIN_BUDGET:-150}" ] && echo "training budget cut to ${train_budget}s (CALL_LIMIT=${CALL_LIMIT}s)"
+  echo "training: dhal train --preset $TRAIN_PRESET --time-limit $train_budget ${train_overrides[*]}"
   python3 -u -m dhal.cli train --preset "$TRAIN_PRESET" --backend mujoco_warp --device "$DEVICE" --iterations 100000 \
-    --time-limit "${TRAIN_BUDGET:-150}" --save-interval 100000 --run-dir "$run_dir" --no-progress "${train_overrides[@]}"
+    --time-limit "$train_budget" --save-interval 100000 --run-dir "$run_dir" --no-progress "${train_overrides[@]}"
   train_status=$?
   python3 -u scripts/gpu/summarize_run.py "$run_dir" "$run_dir/train_gpu.json"
   python3 -u scripts/plot_tensorboard.py "$run_dir" "$run_dir/training.png"
@@ -118,7 +125,10 @@ install_packages() {
   pack
   checkpoint=$(ls -t "$run_dir"/model_*.pt 2>/dev/null | head -1)
   [ -n "$checkpoint" ] && split -b 15M "$checkpoint" "$OUT/$(basename "$checkpoint").part-"
-  timeout "${EVAL_BUDGET:-120}" python3 -u -m dhal.cli eval "$run_dir" --backend mujoco_warp --device "$DEVICE" \
+  eval_budget=$(python3 scripts/gpu/budget.py eval --call-limit "$CALL_LIMIT" \
+    --elapsed $(( $(date +%s) - SCRIPT_START )) --eval "${EVAL_BUDGET:-120}")
+  [ "$eval_budget" != "${EVAL_BUDGET:-120}" ] && echo "evaluation budget cut to ${eval_budget}s (CALL_LIMIT=${CALL_LIMIT}s)"
+  timeout "$eval_budget" python3 -u -m dhal.cli eval "$run_dir" --backend mujoco_warp --device "$DEVICE" \
     --episodes "${EVAL_EPISODES:-64}" --num-envs "${EVAL_EPISODES:-64}" --out "$run_dir/eval" --no-progress \
     --override sim.compile=False  # a training run's compile would cost the evaluation a minute or two
   eval_status=$?

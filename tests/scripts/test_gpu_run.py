@@ -26,6 +26,7 @@ def test_run_sh_benchmarks_trains_evaluates_and_packs_on_cpu_warp(tmp_path: Path
         "HOME": str(tmp_path / "home"), "WARP_CACHE_PATH": str(Path.home() / ".cache" / "warp"),
         "DEVICE": "cpu", "TRAIN_PRESET": "smoke", "TRAIN_BUDGET": "1", "EVAL_EPISODES": "1",
         "OMP_NUM_THREADS": "1", "HOLD": str(tmp_path / "hold"), "TRAIN_OVERRIDES": "sim.check_every=2",
+        "CALL_LIMIT": "400", "EVAL_BUDGET": "600",  # the evaluation is cut to end before the call's limit
     }
     args = ["--sizes", "2", "--seconds", "0.3", "--sim-seconds", "0", "--profile-steps", "1", "--deadline", "300",
             "--rounds", "2"]
@@ -38,7 +39,8 @@ def test_run_sh_benchmarks_trains_evaluates_and_packs_on_cpu_warp(tmp_path: Path
         assert row[f"{variant}_control_steps_per_s"] > 0 and row[f"{variant}_over_raw"] > 0, variant
         assert len(row[f"{variant}_over_raw_rounds"]) == 2, variant  # two alternating rounds
     assert bench["parity"]["parity_ok"]
-    assert (out / "gpu_bench.log").stat().st_size > 0
+    log = (out / "gpu_bench.log").read_text()
+    assert "evaluation budget cut to" in log and "(CALL_LIMIT=400s)" in log
     with tarfile.open(out / "results.tar") as tar:
         names = set(tar.getnames())
         assert {"config.json", "train_gpu.json", "training.png", "gpu_profile.txt", "eval/eval.json"} <= names
