@@ -344,7 +344,7 @@ class SkateboardEnv:
     def _finish_episodes(self, done: torch.Tensor) -> dict[str, torch.Tensor]:
         """Record the ending episodes' sums and lengths for the log, restart the envs in `done`
         and return the observations from before the restart (for time-out bootstrapping)."""
-        final = self.observations()
+        final = dict(self._obs)  # no copy: the restart builds new tensors and never writes these
         self._ended_sums = self.episode_sums.clone()
         self._ended_steps = self.episode_length_buf.clone()
         self._restart(done)

@@ -65,6 +65,12 @@ def test_time_out_truncates_and_resets_only_that_env(queued):
     final = out.extras["final_observations"]["proprio"]
     dyn_cols = torch.cat([torch.arange(48)[c.term_slice(t)] for t in c.dynamics_terms])
     assert torch.allclose(out.extras["dynamics_targets"]["next_state"], final[:, dyn_cols], atol=1e-6)
+    # They are the caller's: later steps and resets never write them.
+    kept = {k: v.clone() for k, v in out.extras["final_observations"].items()}
+    env.episode_length_buf[0] = env.max_episode_length - 1
+    for _ in range(2):
+        env.step(torch.zeros(3, 12))
+    assert all(torch.equal(kept[k], v) for k, v in out.extras["final_observations"].items())
 
 
 def test_fall_terminates_with_its_reason():
