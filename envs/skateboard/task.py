@@ -212,7 +212,7 @@ class SkateboardEnv:
         extras.update(
             reward_groups=breakdown.groups, reward_group_names=self.reward_group_names,
             time_outs=truncated.clone(), dynamics_targets=dynamics_targets, metrics=metrics,
-            terminations={name: mask.clone() for name, mask in reasons.items()},
+            terminations=reasons,  # fresh masks every step, kept by nothing here: no copies
         )
         return StepResult(self.observations(), breakdown.total, terminated, truncated, extras)
 
