@@ -24,7 +24,6 @@ import json
 import os
 import pickle
 import re
-import statistics
 import tempfile
 import time
 import warnings
@@ -35,12 +34,12 @@ from typing import Any
 
 import torch
 from rsl_rl.runners import OnPolicyRunner
-from rsl_rl.utils import check_nan
-from rsl_rl.utils.logger import Logger
 from tqdm import tqdm
 
 import dhal
+from dhal.policies.nan_watch import NanWatch
 from dhal.policies.ppo import DHALPPO
+from dhal.policies.run_logger import DHALLogger
 
 CHECKPOINT_FORMAT = "dhal-ppo/1"
 CHECKPOINT_PATTERN = re.compile(r"^model_(\d+)\.pt$")
@@ -237,43 +236,6 @@ def check_compatible(ckpt: Mapping[str, Any], alg: DHALPPO, signature: Mapping[s
     raise CheckpointError(text)
 
 
-# ---- logging --------------------------------------------------------------------------------------
-
-class DHALLogger(Logger):
-    """rsl-rl's logger, plus tagged scalars; its console block only when `verbose`."""
-
-    verbose: bool = False
-    writer: Any
-
-    def init_logging_writer(self) -> None:
-        with self._console():
-            super().init_logging_writer()
-
-    def log(self, it: int, start_it: int, total_it: int, collect_time: float, learn_time: float,
-            loss_dict: dict, learning_rate: float, action_std: torch.Tensor, rnd_weight: float | None,
-            print_minimal: bool = False, width: int = 80, pad: int = 40) -> None:
-        plain = {k: v for k, v in loss_dict.items() if "/" not in k}
-        if self.writer is not None:
-            for key, value in loss_dict.items():
-                if "/" in key:
-                    self.writer.add_scalar(key, value, it)
-        with self._console():
-            super().log(it, start_it, total_it, collect_time, learn_time, plain, learning_rate, action_std,
-                        rnd_weight, print_minimal, width, pad)
-
-    def mean_reward(self) -> float | None:
-        return statistics.mean(self.rewbuffer) if self.rewbuffer else None
-
-    def close(self) -> None:
-        if self.writer is not None and hasattr(self.writer, "close"):
-            self.writer.flush()
-            self.writer.close()
-        self.writer = None
-
-    def _console(self) -> contextlib.AbstractContextManager:
-        return contextlib.nullcontext() if self.verbose else contextlib.redirect_stdout(io.StringIO())
-
-
 # ---- the runner ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -370,6 +332,7 @@ class DHALRunner(OnPolicyRunner):
         total_it = start_it + num_learning_iterations
         saved_at = None
         checkpoint_dir = self.log_dir if self.writes_files else None
+        nan_watch = NanWatch()  # rsl-rl's per-step check_nan, read once per rollout
         bar = tqdm(total=num_learning_iterations, desc="train", unit="it",
                    disable=not self.progress or self.gpu_global_rank != 0, dynamic_ncols=True, mininterval=1.0)
         try:
@@ -380,10 +343,11 @@ class DHALRunner(OnPolicyRunner):
                         actions = self.alg.act(obs)
                         obs, rewards, dones, extras = self.env.step(actions.to(self.env.device))
                         if self.cfg.get("check_for_nan", True):
-                            check_nan(obs, rewards, dones)
+                            nan_watch.add(obs, rewards, dones)
                         obs, rewards, dones = obs.to(self.device), rewards.to(self.device), dones.to(self.device)
                         self.alg.process_env_step(obs, rewards, dones, extras)
                         self.logger.process_env_step(rewards, dones, extras, None)
+                    nan_watch.raise_if_found(f"in the rollout of iteration {it + 1}")
                     collect_time = time.time() - start
                     start = time.time()
                     self.alg.compute_returns(obs)
