@@ -344,17 +344,19 @@ class DHALPPO(PPO):
         }
 
     def update(self) -> dict[str, float]:
-        sums: dict[str, float] = {}
+        # The loss terms are summed on the device and read once at the end: a host read per
+        # minibatch would wait for its backward pass before the next minibatch could be queued.
+        sums: dict[str, Tensor] = {}
 
-        def add(key: str, value: Tensor | float) -> None:
-            sums[key] = sums.get(key, 0.0) + float(value)
+        def add(key: str, value: Tensor) -> None:
+            sums[key] = value if key not in sums else sums[key] + value
 
         num_updates = 0
-        first_ratio_deviation = None
+        first_ratio_deviation: Tensor | None = None
         for batch in self.storage.mini_batch_generator(self.num_mini_batches, self.num_learning_epochs):
             terms = self.minibatch_losses(batch)
             if first_ratio_deviation is None:
-                first_ratio_deviation = float(terms["ratio_deviation"])
+                first_ratio_deviation = terms["ratio_deviation"].detach()
             if self.desired_kl is not None and self.schedule == "adaptive":
                 self._adapt_learning_rate(self._mean_over_ranks(terms["kl"].detach()))
             loss = (
@@ -385,9 +387,12 @@ class DHALPPO(PPO):
         self.actor.update_normalization(obs)
         self.critic.update_normalization(obs)
 
-        result = {key: value / max(num_updates, 1) for key, value in sums.items()}
+        names = list(sums)
+        means = (torch.stack([sums[name].float() for name in names]) / max(num_updates, 1)).tolist() if names else []
+        result = dict(zip(names, means))
         result["Policy/clip_fraction"] = result.pop("clip_fraction")
-        result["Policy/first_minibatch_ratio_deviation"] = first_ratio_deviation or 0.0
+        result["Policy/first_minibatch_ratio_deviation"] = (
+            0.0 if first_ratio_deviation is None else float(first_ratio_deviation))
         result.update(self.rollout_statistics())
         self.storage.clear()
         self._reset_rollout_stats()

@@ -203,6 +203,34 @@ def test_update_returns_the_logged_terms():
     assert alg.storage.step == 0
 
 
+
+def test_the_update_reads_the_device_once_per_minibatch_not_once_per_logged_term():
+    """The adaptive learning rate needs the KL on the host after each minibatch's forward pass;
+    the twenty-odd logged terms are summed on the device and read once at the end (they were
+    read after every minibatch's backward pass, which kept the next one from being queued).
+    Adam's step counters are host tensors (reading them waits for nothing), so not counted."""
+    import sys
+
+    from torch.overrides import TorchFunctionMode
+
+    class Reads(TorchFunctionMode):
+        count = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if getattr(func, "__name__", "") in {"tolist", "item", "__bool__", "__float__", "__int__"}:
+                caller = sys._getframe(1).f_code.co_filename
+                if "torch/optim" not in caller:
+                    Reads.count += 1
+            return func(*args, **(kwargs or {}))
+
+    alg, spec = synthetic_algorithm("smoke", num_envs=4)
+    alg.num_mini_batches, alg.num_learning_epochs = 2, 3
+    fill_synthetic_rollout(alg, spec)
+    end_of_update = 35  # the means' one read, and rollout_statistics' mode, switch and NMI summaries
+    with Reads():
+        alg.update()
+    assert Reads.count <= 2 * 3 + end_of_update, Reads.count
+
 @pytest.mark.parametrize("mode, column", [("single", torch.ones(3)), ("single_transferred", torch.tensor([0.35, 0.40, 0.25]))])
 def test_single_critic_ablations_build_and_learn(mode, column):
     alg, spec = synthetic_algorithm("smoke", num_envs=4, overrides={"critic.mode": mode})
