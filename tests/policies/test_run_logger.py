@@ -1,5 +1,5 @@
-"""The run logger keeps rsl-rl's episode statistics without a host read per step, and NanWatch
-keeps rsl-rl's NaN check with one read per rollout."""
+"""The run logger keeps rsl-rl's episode statistics without a host read per step; a training
+rollout reads the device only at the env's check-ins and once at its end."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ import collections
 import pytest
 import torch
 from rsl_rl.utils.logger import Logger
-from tensordict import TensorDict
 from torch.overrides import TorchFunctionMode
 
-from dhal.policies.nan_watch import NanWatch
 from dhal.policies.run_logger import DHALLogger
 
 SYNCING = {"tolist", "item", "__bool__", "__int__", "__float__", "nonzero", "cpu", "numpy"}
@@ -54,31 +52,6 @@ def test_episode_statistics_match_rsl_rl_without_a_host_read_per_step():
     assert torch.equal(ours.cur_reward_sum, theirs.cur_reward_sum)
     assert torch.equal(ours.cur_episode_length, theirs.cur_episode_length)
     assert len(ours.ep_extras) == steps
-
-
-def obs(nan_in: str | None = None) -> TensorDict:
-    groups = {"policy": torch.zeros(3, 4), "critic": torch.zeros(3, 5)}
-    if nan_in is not None:
-        groups[nan_in][1, 2] = float("nan")
-    return TensorDict(groups, batch_size=[3])
-
-
-def test_nan_watch_reads_once_and_names_what_held_nan():
-    watch = NanWatch()
-    reads = HostReads()
-    with reads:
-        watch.add(obs(), torch.zeros(3), torch.zeros(3))
-        watch.add(obs("critic"), torch.zeros(3), torch.zeros(3))
-        watch.add(obs(), torch.zeros(3), torch.zeros(3))
-    assert reads.calls == {}
-    with pytest.raises(ValueError, match=r"observation group 'critic' .* NaN values \(in the rollout of it 3\)"):
-        watch.raise_if_found("in the rollout of it 3")
-    watch.raise_if_found("nothing since")  # read and cleared
-    rewards = torch.zeros(3)
-    rewards[0] = float("nan")
-    watch.add(obs(), rewards, torch.zeros(3))
-    with pytest.raises(ValueError, match="the rewards returned"):
-        watch.raise_if_found("x")
 
 
 def test_collecting_a_rollout_reads_the_device_only_at_the_envs_check_ins(tmp_path, monkeypatch):
