@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import mujoco
 import numpy as np
@@ -92,6 +92,19 @@ _SOLVER_LIMIT_FLAGS = int(mjw.OverflowType.ITERATIONS) | int(mjw.OverflowType.LS
 _FAULT_FLAGS = int(mjw.OverflowType.EPA_HORIZON)
 _CAPACITY_FLAGS = int(mjw.OverflowType.ALL) & ~(_SOLVER_LIMIT_FLAGS | _FAULT_FLAGS)
 _BAD_WARNINGS = ("mjWARN_BADQPOS", "mjWARN_BADQVEL", "mjWARN_BADQACC", "warp_EPA_HORIZON")
+
+
+class _Problems(NamedTuple):
+    """Device-side findings of the steps since the last check, per world unless noted."""
+
+    kinds: torch.Tensor  # [N, 4] bool: bad qpos, bad qvel, bad qacc, EPA fault (_BAD_WARNINGS' order)
+    capacity_flags: torch.Tensor  # [N] Warp overflow bits of undersized buffers
+    counts_over: torch.Tensor  # [] bool: a constraint or contact count passed its buffer
+
+    @property
+    def diverged(self) -> torch.Tensor:
+        """[N] bool: worlds whose physics can no longer be trusted."""
+        return self.kinds.any(-1)
 
 
 class MujocoWarpSimulator:
@@ -163,7 +176,7 @@ class MujocoWarpSimulator:
         self._derive_pending = False  # a derived update not yet followed by a step
         self._full_derive = True  # whether the next derived update is a whole step1
         self._can_observe = observable(self.model)
-        self._unchecked: tuple[torch.Tensor, ...] | None = None  # flags of steps not yet checked
+        self._unchecked: _Problems | None = None  # what the steps since the last check found
         self._use_graphs = graphs_supported(self._wp_device) if graphs is None else bool(graphs)
         self._programs = WarpPrograms(self.model, self.wp_model, self.wp_data, self._wp_device, reset_mask,
                                       self._use_graphs)
@@ -211,43 +224,41 @@ class MujocoWarpSimulator:
         else:  # judged now, on the device: the caller may reset these worlds before check()
             self._unchecked = self._problems(self._unchecked)
 
-    def _problems(self, earlier: tuple[torch.Tensor, ...] | None = None) -> tuple[torch.Tensor, ...]:
-        """Device-side flags (bad qpos, bad qvel, bad qacc, collision fault per world; capacity
-        flags per world; whether any count passed its buffer), or-ed with `earlier` flags. No
-        host sync."""
+    def _problems(self, earlier: _Problems | None = None) -> _Problems:
+        """What is wrong now, on the device (no host sync), or-ed with `earlier`."""
         t = self._t
-        capacity = (
-            (t["nefc"] > self.njmax).any() | (t["nacon"][0] > self._naconmax) | (t["ncollision"][0] > self._naconmax)
-        )
-        now = (
-            ~(t["qpos"].abs() < _MAXVAL).all(dim=1),  # NaN compares False
-            ~(t["qvel"].abs() < _MAXVAL).all(dim=1),
-            ~(t["qacc"].abs() < _MAXVAL).all(dim=1),
-            (t["overflow"] & _FAULT_FLAGS) != 0,
-            t["overflow"] & _CAPACITY_FLAGS,
-            capacity,
+        now = _Problems(
+            kinds=torch.stack((
+                ~(t["qpos"].abs() < _MAXVAL).all(dim=1),  # NaN compares False
+                ~(t["qvel"].abs() < _MAXVAL).all(dim=1),
+                ~(t["qacc"].abs() < _MAXVAL).all(dim=1),
+                (t["overflow"] & _FAULT_FLAGS) != 0,
+            ), dim=-1),
+            capacity_flags=t["overflow"] & _CAPACITY_FLAGS,
+            counts_over=(t["nefc"] > self.njmax).any() | (t["nacon"][0] > self._naconmax)
+            | (t["ncollision"][0] > self._naconmax),
         )
         if earlier is None:
             return now
-        return tuple(a | b for a, b in zip(earlier, now))
+        return _Problems(*(a | b for a, b in zip(earlier, now)))
 
     def check(self) -> None:
         """Raise on divergence or capacity overflow since the last check (one host sync): what
         unchecked steps found when they ran, and what is wrong now. Warp's overflow flags are
         sticky, so an unchecked reset's overflow is seen too."""
         t = self._t
-        bad_pos, bad_vel, bad_acc, fault, flags, counts = self._problems(self._unchecked)
+        problems = self._problems(self._unchecked)
         self._unchecked = None
-        bad = bad_pos | bad_vel | bad_acc | fault
-        capacity = (flags != 0).any() | counts
+        bad = problems.diverged
+        capacity = (problems.capacity_flags != 0).any() | problems.counts_over
         diverged, overflowed = torch.stack((bad.any(), capacity)).tolist()
         if overflowed and not diverged:
-            self._raise_capacity(flags)
+            self._raise_capacity(problems.capacity_flags)
         t["overflow"].zero_()  # solver iteration-limit flags are sticky; they are not errors
         if not diverged:
             return
         ids = bad.nonzero().squeeze(-1)
-        which = torch.where(bad_pos[ids], 0, torch.where(bad_vel[ids], 1, torch.where(bad_acc[ids], 2, 3))).tolist()
+        which = problems.kinds[ids].int().argmax(-1).tolist()  # each env's first kind, as _BAD_WARNINGS orders them
         for w in which:
             self._warnings[_BAD_WARNINGS[w]] += 1
         env_ids = ids.tolist()
@@ -265,7 +276,7 @@ class MujocoWarpSimulator:
         )
         cause = (
             "MuJoCo Warp's EPA horizon overflowed (a contact was dropped for a substep; the limit is fixed in Warp)"
-            if which[0] == 3 else f"NaN, Inf or huge value (> {_MAXVAL:g})"
+            if _BAD_WARNINGS[which[0]] == "warp_EPA_HORIZON" else f"NaN, Inf or huge value (> {_MAXVAL:g})"
         )
         raise SimulationDiverged(
             env_ids,
@@ -276,8 +287,7 @@ class MujocoWarpSimulator:
     def unchecked_divergence(self) -> torch.Tensor:
         if self._unchecked is None:
             return torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-        bad_pos, bad_vel, bad_acc, fault = self._unchecked[:4]
-        return bad_pos | bad_vel | bad_acc | fault
+        return self._unchecked.diverged
 
     def _scrub(self, ids: torch.Tensor) -> None:
         """Zero every per-world float array of Data (and its constraint rows) for `ids`."""
