@@ -10,7 +10,7 @@ from typing import Any, Callable, Mapping
 import dhal.assets
 from dhal.assets.terrain import terrain_scene
 from dhal.envs.api import BatchedEnv
-from dhal.envs.backends import canonical_backend, make_simulator
+from dhal.envs.backends import Simulator, canonical_backend, make_simulator
 from dhal.envs.overrides import apply_overrides
 from dhal.envs.skateboard.config import SimConfig, SkateboardConfig
 from dhal.envs.skateboard.task import SkateboardEnv
@@ -64,9 +64,14 @@ def make_env(
     overrides: Mapping[str, Any] | None = None,
 ) -> BatchedEnv:
     cfg = make_config(task, overrides)
-    sim = make_simulator(backend, terrain_scene(scene_path(cfg.scene), cfg.terrain), num_envs, device=device,
-                         **simulator_options(cfg.sim, backend))
-    return SkateboardEnv(cfg, sim, seed=seed)
+    return SkateboardEnv(cfg, make_task_simulator(cfg, backend, num_envs, device), seed=seed)
+
+
+def make_task_simulator(cfg: SkateboardConfig, backend: str, num_envs: int, device: str = "cpu") -> Simulator:
+    """`num_envs` copies of the task's scene (its terrain included) on `backend`, sized by its
+    sim config."""
+    return make_simulator(backend, terrain_scene(scene_path(cfg.scene), cfg.terrain), num_envs, device=device,
+                          **simulator_options(cfg.sim, backend))
 
 
 def simulator_options(sim: SimConfig, backend: str) -> dict[str, Any]:

@@ -8,9 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dhal.assets.terrain import terrain_scene
-from dhal.envs.backends import make_simulator
-from dhal.envs.registry import make_config, scene_path, simulator_options
+from dhal.envs.registry import make_config, make_task_simulator
 from dhal.envs.skateboard.task import SkateboardEnv
 from dhal.policies.inference import LoadedPolicy, check_env_fits, checkpoint_env_overrides
 from dhal.sim2real.physics import PhysicsSettings, apply_physics
@@ -39,8 +37,7 @@ def build_env(loaded: LoadedPolicy, request: EnvRequest, num_envs: int, extra: M
     backend = physics.backend if physics is not None and physics.backend else request.backend
     device = physics.device if physics is not None and physics.device else request.device
     try:
-        sim = make_simulator(backend, terrain_scene(scene_path(cfg.scene), cfg.terrain), num_envs, device=device,
-                             **simulator_options(cfg.sim, backend))
+        sim = make_task_simulator(cfg, backend, num_envs, device)
     except (ImportError, RuntimeError, ValueError) as error:
         raise EnvUnavailable(f"backend {backend!r} on {device!r} is not available here: "
                              f"{type(error).__name__}: {error}") from error
