@@ -19,10 +19,10 @@ class NanWatch:
         self._flags: torch.Tensor | None = None
 
     def add(self, obs: TensorDict, rewards: torch.Tensor, dones: torch.Tensor) -> None:
-        names = (*(f"observation group {key!r}" for key, value in obs.items() if isinstance(value, torch.Tensor)),
-                 "rewards", "dones")
-        outputs = [value for value in obs.values() if isinstance(value, torch.Tensor)]
-        flags = torch.stack([torch.isnan(t).any() for t in (*outputs, rewards, dones)])
+        outputs = [(f"observation group {key!r}", value) for key, value in obs.items()
+                   if isinstance(value, torch.Tensor)] + [("rewards", rewards), ("dones", dones)]
+        names = tuple(name for name, _ in outputs)
+        flags = torch.stack([torch.isnan(value).any() for _, value in outputs])
         if self._flags is None or names != self._names:
             self._names, self._flags = names, flags
         else:
