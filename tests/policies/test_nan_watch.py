@@ -7,7 +7,7 @@ import torch
 from tensordict import TensorDict
 
 from dhal.policies.nan_watch import NanWatch
-from tests.policies.test_run_logger import HostReads
+from tests.host_reads import HostReads
 
 
 def obs(nan_in: str | None = None) -> TensorDict:

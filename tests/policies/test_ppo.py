@@ -16,6 +16,7 @@ from dhal.policies.bench_update import (
 from dhal.policies.metrics import contact_pattern_labels, normalized_mutual_information
 from dhal.policies.modes import ModeOutput
 from dhal.policies.ppo import TARGET_CONTACTS_KEY, TARGET_STATE_KEY, build_algorithm, combine_advantages, critic_streams
+from tests.host_reads import HostReads
 
 torch.set_num_threads(1)
 
@@ -209,27 +210,14 @@ def test_the_update_reads_the_device_once_per_minibatch_not_once_per_logged_term
     the twenty-odd logged terms are summed on the device and read once at the end (they were
     read after every minibatch's backward pass, which kept the next one from being queued).
     Adam's step counters are host tensors (reading them waits for nothing), so not counted."""
-    import sys
-
-    from torch.overrides import TorchFunctionMode
-
-    class Reads(TorchFunctionMode):
-        count = 0
-
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            if getattr(func, "__name__", "") in {"tolist", "item", "__bool__", "__float__", "__int__"}:
-                caller = sys._getframe(1).f_code.co_filename
-                if "torch/optim" not in caller:
-                    Reads.count += 1
-            return func(*args, **(kwargs or {}))
-
     alg, spec = synthetic_algorithm("smoke", num_envs=4)
     alg.num_mini_batches, alg.num_learning_epochs = 2, 3
     fill_synthetic_rollout(alg, spec)
     end_of_update = 35  # the means' one read, and rollout_statistics' mode, switch and NMI summaries
-    with Reads():
+    reads = HostReads(ignore_callers=("torch/optim",))
+    with reads:
         alg.update()
-    assert Reads.count <= 2 * 3 + end_of_update, Reads.count
+    assert sum(reads.calls.values()) <= 2 * 3 + end_of_update, dict(reads.calls)
 
 @pytest.mark.parametrize("mode, column", [("single", torch.ones(3)), ("single_transferred", torch.tensor([0.35, 0.40, 0.25]))])
 def test_single_critic_ablations_build_and_learn(mode, column):

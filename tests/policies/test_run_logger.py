@@ -3,28 +3,12 @@ rollout reads the device only at the env's check-ins and once at its end."""
 
 from __future__ import annotations
 
-import collections
-
 import pytest
 import torch
 from rsl_rl.utils.logger import Logger
-from torch.overrides import TorchFunctionMode
 
 from dhal.policies.run_logger import DHALLogger
-
-SYNCING = {"tolist", "item", "__bool__", "__int__", "__float__", "nonzero", "cpu", "numpy"}
-
-
-class HostReads(TorchFunctionMode):
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: collections.Counter[str] = collections.Counter()
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        name = getattr(func, "__name__", "")
-        if name in SYNCING:
-            self.calls[name] += 1
-        return func(*args, **(kwargs or {}))
+from tests.host_reads import HostReads
 
 
 def make_logger(cls: type[Logger], num_envs: int) -> Logger:
@@ -63,24 +47,18 @@ def test_collecting_a_rollout_reads_the_device_only_at_the_envs_check_ins(tmp_pa
     from dhal.policies.ppo import DHALPPO
     from tests.cli import run_dhal
 
-    reads, collecting = HostReads(), [False]
+    reads = HostReads()
+    reads.counting = False
     act, returns = DHALPPO.act, DHALPPO.compute_returns
 
     def counting_act(self, obs):
-        collecting[0] = True
+        reads.counting = True
         return act(self, obs)
 
     def stop_counting(self, obs):
-        collecting[0] = False
+        reads.counting = False
         return returns(self, obs)
 
-    class CollectionReads(HostReads):
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            if collecting[0]:
-                return super().__torch_function__(func, types, args, kwargs)
-            return func(*args, **(kwargs or {}))
-
-    reads = CollectionReads()
     monkeypatch.setattr(DHALPPO, "act", counting_act)
     monkeypatch.setattr(DHALPPO, "compute_returns", stop_counting)
     with reads:

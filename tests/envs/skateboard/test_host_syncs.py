@@ -13,8 +13,8 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from dhal.envs.registry import make_env
+from tests.host_reads import SYNCING
 
-SYNCING = {"tolist", "item", "__bool__", "__int__", "__float__", "nonzero", "cpu", "numpy"}
 HOST_DATA = {"tensor", "as_tensor"}  # from Python data (not a tensor): a copy to the device
 BACKENDS = ["mujoco_batch", pytest.param("mujoco_warp", marks=pytest.mark.skipif(
     __import__("importlib.util").util.find_spec("mujoco_warp") is None, reason="mujoco_warp not installed"))]
