@@ -14,7 +14,8 @@ For each number of envs N:
   "asking" (sim.queue_resets=False: the step asks which envs finished), "forward"
   (sim.reset_refresh=forward: a reset runs Warp's all-worlds forward), "before" (both, and a
   check-in every step: as measured in 2026-11-27's first run), "sparse" (a check-in every 50
-  steps) and "compiled" (sim.compile; 1-2 min of compiling on a cold machine); --njmax/--nconmax
+  steps), "gpu" (the CUDA defaults on any device: with --device cpu --profile-steps, what a GPU
+  step launches, counted on the CPU) and "compiled" (sim.compile; 1-2 min of compiling on a cold machine); --njmax/--nconmax
   size the env's buffers too (sim.njmax / sim.nconmax), so env and raw step the same buffers;
 and the ratios to raw (the project's goal for env/raw is >= 0.8). Each measurement is time-boxed
 (--seconds); a size whose measurements no longer fit the --deadline is skipped. Results are
@@ -204,7 +205,9 @@ NO_RESETS = {"terminations.max_base_tilt": 1e9, "terminations.max_deck_tilt": 1e
 VARIANTS = {"env": {}, "checked": {"sim.check_every": 1}, "noreset": NO_RESETS, "compiled": {"sim.compile": True},
             "asking": {"sim.queue_resets": False}, "forward": {"sim.reset_refresh": "forward"},
             "before": {"sim.queue_resets": False, "sim.reset_refresh": "forward", "sim.check_every": 1},
-            "sparse": {"sim.check_every": 50}}
+            "sparse": {"sim.check_every": 50},
+            # what a CUDA device gets by default, on any device: counts a GPU step's work on the CPU
+            "gpu": {"sim.queue_resets": True, "sim.check_every": 10}}
 
 
 def env_overrides(variant: str, buffers: dict) -> dict:
