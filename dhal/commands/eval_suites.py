@@ -62,6 +62,7 @@ def _load_all(cfg: EvalConfig) -> list[Any]:
 
 def run_suite(cfg: EvalConfig) -> SuiteOutputs:
     from dhal.commands.env_options import parse_overrides
+    from dhal.envs.backends import SimulatorCapacityError
     from dhal.envs.overrides import ConfigError
     from dhal.policies.training import CheckpointError, atomic_write_json
     from dhal.sim2real.conditions import SuiteSettings
@@ -80,7 +81,7 @@ def run_suite(cfg: EvalConfig) -> SuiteOutputs:
             results, table, plot = _sim2sim(cfg, policies, request, settings)
         else:
             results, table, plot = _command_sweep(cfg, policies, request, settings)
-    except (ConfigError, CheckpointError, KeyError) as error:
+    except (ConfigError, CheckpointError, KeyError, SimulatorCapacityError) as error:
         raise CommandError(str(error).strip("'\"")) from error
     cfg.out.mkdir(parents=True, exist_ok=True)
     path = cfg.out / f"{cfg.suite}.json"

@@ -110,3 +110,17 @@ def test_physics_selection_always_keeps_the_trained_baseline():
     assert names == ["trained", "elliptic_cone"]
     with pytest.raises(KeyError, match="unknown physics settings"):
         physics.select_settings(("bullet",))
+
+
+def test_a_capacity_error_at_env_build_is_not_reported_as_a_missing_backend(monkeypatch):
+    from dhal.envs.backends.base import SimulatorCapacityError
+    from dhal.sim2real import envs
+
+    def too_small(*args, **kwargs):
+        raise SimulatorCapacityError("contact buffer too small", {"sim.njmax": 512})
+
+    monkeypatch.setattr(envs, "make_task_simulator", too_small)
+    loaded = type("Loaded", (), {"config": {}})()
+    with pytest.raises(SimulatorCapacityError) as caught:
+        envs.build_env(loaded, envs.EnvRequest(), num_envs=2)  # type: ignore[arg-type]
+    assert caught.value.overrides == {"sim.njmax": 512}
