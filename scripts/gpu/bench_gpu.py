@@ -15,7 +15,8 @@ For each number of envs N:
   (sim.reset_refresh=forward: a reset runs Warp's all-worlds forward), "before" (both, and a
   check-in every step: as measured in 2026-11-27's first run), "sparse" (a check-in every 50
   steps), "gpu" (the CUDA defaults on any device: with --device cpu --profile-steps, what a GPU
-  step launches, counted on the CPU) and "compiled" (sim.compile; 1-2 min of compiling on a cold machine); --njmax/--nconmax
+  step launches, counted on the CPU), "compiled" (sim.compile; 1-2 min of compiling on a cold
+  machine) and "gpu_compiled" (both); --njmax/--nconmax
   size the env's buffers too (sim.njmax / sim.nconmax), so env and raw step the same buffers;
 and the ratios to raw (the project's goal for env/raw is >= 0.8). Each measurement is time-boxed
 (--seconds); a size whose measurements no longer fit the --deadline is skipped. Results are
@@ -208,6 +209,7 @@ VARIANTS = {"env": {}, "checked": {"sim.check_every": 1}, "noreset": NO_RESETS, 
             "sparse": {"sim.check_every": 50},
             # what a CUDA device gets by default, on any device: counts a GPU step's work on the CPU
             "gpu": {"sim.queue_resets": True, "sim.check_every": 10}}
+VARIANTS["gpu_compiled"] = {**VARIANTS["gpu"], "sim.compile": True}
 
 
 def env_overrides(variant: str, buffers: dict) -> dict:
@@ -267,6 +269,34 @@ def measure_env(task: str, n: int, device: str, seconds: float, warmup: int, var
         del env
 
 
+# operators that make no kernel of their own (views, metadata, allocation, dtype/device no-ops)
+NO_KERNEL = frozenset(f"aten::{name}" for name in (
+    "view", "slice", "select", "unsqueeze", "squeeze", "as_strided", "expand", "expand_as", "t", "transpose",
+    "permute", "narrow", "alias", "detach", "_reshape_alias", "unbind", "split", "split_with_sizes", "chunk",
+    "reshape", "flatten", "unflatten", "view_as", "lift_fresh", "_unsafe_view", "to", "contiguous", "empty",
+    "empty_like", "empty_strided", "result_type", "item", "_local_scalar_dense", "resolve_conj", "resolve_neg"))
+
+
+def operator_counts(events) -> tuple[int, int]:
+    """(aten operators called from Python, those of them that compute and run outside a compiled
+    graph). The second is the kernels the task layer launches one by one on a GPU, countable on
+    the CPU too (there torch.profiler sees no kernel launches)."""
+    top, eager = 0, 0
+    for e in events:
+        if not e.name.startswith("aten::"):
+            continue
+        ancestors, parent = [], e.cpu_parent
+        while parent is not None:
+            ancestors.append(parent.name)
+            parent = parent.cpu_parent
+        if any(name.startswith("aten::") for name in ancestors):
+            continue  # called by another operator
+        top += 1
+        compiled = any("Compiled" in name for name in ancestors)
+        eager += not compiled and e.name not in NO_KERNEL
+    return top, eager
+
+
 def profile_env(task: str, n: int, device: str, steps: int, path: Path, variant: str,
                 buffers: dict | None = None) -> dict:
     """Where an env step's time goes: operators by self device time and by host time, and the
@@ -301,17 +331,17 @@ def profile_env(task: str, n: int, device: str, steps: int, path: Path, variant:
                   "aten::item", "aten::_local_scalar_dense", "aten::nonzero")
     syncs = {e.key: e.count / steps for e in events if e.key in sync_names}
     launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel")) / steps
-    # operators called from Python (not from inside another operator): the task layer's op count
-    top_ops = sum(1 for e in prof.events() if e.name.startswith("aten::")
-                  and (e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::"))) / steps
+    top_ops, eager_ops = operator_counts(prof.events())
+    top_ops, eager_ops = top_ops / steps, eager_ops / steps
     with path.open("a") as f:
         f.write(f"==== {steps} env steps, N={n}, {device}, {variant}\n")
-        f.write(f"per step: {top_ops:.0f} aten operators called from Python, {launches:.0f} kernel launches; "
-                f"possible host syncs {syncs}\n\n")
+        f.write(f"per step: {top_ops:.0f} aten operators called from Python, {eager_ops:.0f} of them computing "
+                f"outside compiled graphs, {launches:.0f} kernel launches; possible host syncs {syncs}\n\n")
         f.write(events.table(sort_by=sort_device, row_limit=40) + "\n\n")
         f.write(events.table(sort_by="cpu_time_total", row_limit=40) + "\n")
     return {"profile_steps": steps, "num_envs": n, "variant": variant, "kernel_launches_per_step": launches,
-            "host_syncs_per_step": syncs, "aten_ops_per_step": top_ops, "profile_path": str(path)}
+            "host_syncs_per_step": syncs, "aten_ops_per_step": top_ops, "eager_compute_ops_per_step": eager_ops,
+            "profile_path": str(path)}
 
 
 def measure_size(row: dict, n: int, args: argparse.Namespace, xml: Path, kw: dict, decimation: int,

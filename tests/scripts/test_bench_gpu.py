@@ -30,3 +30,21 @@ def test_the_env_gets_the_buffers_the_raw_stepping_gets():
     env = make_env(num_envs=2, backend="mujoco_warp", device="cpu", overrides=overrides)
     assert (env.sim.njmax, env.sim.nconmax, env.check_every) == (256, 40, 50)
     env.close()
+
+
+def test_operator_counts_tell_eager_kernels_from_compiled_graphs_and_views():
+    import torch
+    from torch.profiler import profile
+
+    bench = load_bench_gpu()
+    fused = torch.compile(lambda x: (x * 2.0 + 1.0).sin(), fullgraph=True)
+    x = torch.randn(8)
+    fused(x)  # compiled before profiling
+    with profile() as prof:
+        y = x.view(2, 4)  # a view: no kernel
+        y.add(1.0)  # one eager kernel
+        fused(x)  # one compiled graph: its work is not eager
+        x.sum()  # another eager kernel
+    top, eager = bench.operator_counts(prof.events())
+    assert eager == 2
+    assert top >= 3  # the view, add and sum at least
