@@ -1,12 +1,13 @@
 """Optional torch.compile for the task's pure per-step functions (SimConfig.compile).
 
-On a GPU an env step is a few hundred small tensor operations whose launches cost the host more
-than the kernels cost the device. Compiling the pure functions (no generators, no host reads, no
-mutation) fuses them into a few kernels. Measured on an H200 (BENCHMARKS.md, 2026-11-27 fourth
-run) it raised env throughput by 4-9 % at 1,024-8,192 envs (env/raw 0.81 at 8,192) for about
-100 s of compiling and warm-up per process on a cold machine, which is why it is off by default;
-long GPU runs may turn it on. (Since then two needless recompiles are gone: five compilations
-instead of seven on the CPU, about 40 % less compile time there; not yet timed on a GPU.)
+On a GPU an env step is a few hundred small tensor operations, each a kernel of about 2 us of
+GPU time. Compiling the pure functions (no generators, no host reads) fuses them into a few
+kernels. Measured on an H200 (BENCHMARKS.md, 2026-11-27 fourth run) it raised env throughput by
+4-9 % at 1,024-8,192 envs (env/raw 0.81 at 8,192) for about 100 s of compiling and warm-up per
+process on a cold machine, which is why it is off by default; long GPU runs may turn it on.
+Since then the task's step and restart are one pure function each (transition.py, resets.py):
+four graphs instead of five, and 86 instead of 234 operators left to run eagerly per step on
+the GPU path (counted on the CPU); not yet timed on a GPU.
 """
 
 from __future__ import annotations

@@ -76,7 +76,8 @@ def make_task_simulator(cfg: SkateboardConfig, backend: str, num_envs: int, devi
 
 def simulator_options(sim: SimConfig, backend: str) -> dict[str, Any]:
     """The simulator's keyword arguments that the task config sets: MuJoCo Warp's buffer sizes
-    where given (the CPU backend has no fixed buffers)."""
+    where given (the CPU backend has no fixed buffers) and whether it compiles its checks."""
     if canonical_backend(backend) != "mujoco_warp":
         return {}
-    return {name: value for name, value in (("nconmax", sim.nconmax), ("njmax", sim.njmax)) if value is not None}
+    buffers = {name: value for name, value in (("nconmax", sim.nconmax), ("njmax", sim.njmax)) if value is not None}
+    return {**buffers, "compile_checks": sim.compile}

@@ -66,6 +66,8 @@ import mujoco
 import numpy as np
 import torch
 
+from dhal.envs.compilation import maybe_compile
+
 from .base import ModelInfo, Refresh, SimState, SimulationDiverged, check_refresh, env_mask
 from .warp_capacity import WarpCapacityError, capacity_error
 from .mujoco_batch import build_model_info, ctrl_history_columns, model_field_copy
@@ -107,6 +109,23 @@ class _Problems(NamedTuple):
         return self.kinds.any(-1)
 
 
+def find_problems(qpos: torch.Tensor, qvel: torch.Tensor, qacc: torch.Tensor, overflow: torch.Tensor,
+                  nefc: torch.Tensor, nacon: torch.Tensor, ncollision: torch.Tensor, njmax: int, naconmax: int,
+                  earlier: _Problems) -> _Problems:
+    """The problems of Warp's current data (its per-world state, overflow flags and counts),
+    or-ed with `earlier`: a pure function of tensors, so it can be compiled."""
+    return _Problems(
+        kinds=earlier.kinds | torch.stack((
+            ~(qpos.abs() < _MAXVAL).all(dim=1),  # NaN compares False
+            ~(qvel.abs() < _MAXVAL).all(dim=1),
+            ~(qacc.abs() < _MAXVAL).all(dim=1),
+            (overflow & _FAULT_FLAGS) != 0,
+        ), dim=-1),
+        capacity_flags=earlier.capacity_flags | (overflow & _CAPACITY_FLAGS),
+        counts_over=earlier.counts_over | (nefc > njmax).any() | (nacon[0] > naconmax) | (ncollision[0] > naconmax),
+    )
+
+
 class MujocoWarpSimulator:
     """`Simulator` on MuJoCo Warp: num_envs copies of the MJCF at xml_path on `device`.
 
@@ -116,7 +135,8 @@ class MujocoWarpSimulator:
     instead of launching kernel by kernel; None: where the device supports it, on CUDA and on the
     CPU; results are identical), reuse_step1 (let the next step skip the step1 computed by the last
     derived update; False runs plain mujoco_warp.step substeps), track_body (the body the default
-    render camera follows).
+    render camera follows), compile_checks (torch.compile the per-step health check of the data: a
+    couple of kernels instead of about 20; SimConfig.compile sets it).
     """
 
     def __init__(
@@ -131,6 +151,7 @@ class MujocoWarpSimulator:
         graphs: bool | None = None,
         reuse_step1: bool = True,
         track_body: str = "trunk",
+        compile_checks: bool = False,
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
@@ -177,6 +198,10 @@ class MujocoWarpSimulator:
         self._full_derive = True  # whether the next derived update is a whole step1
         self._can_observe = observable(self.model)
         self._unchecked: _Problems | None = None  # what the steps since the last check found
+        self._no_problems = _Problems(
+            torch.zeros(self.num_envs, len(_BAD_WARNINGS), dtype=torch.bool, device=self.device),
+            torch.zeros_like(self._t["overflow"]), torch.zeros((), dtype=torch.bool, device=self.device))
+        self._find_problems = maybe_compile(find_problems, compile_checks)
         self._use_graphs = graphs_supported(self._wp_device) if graphs is None else bool(graphs)
         self._programs = WarpPrograms(self.model, self.wp_model, self.wp_data, self._wp_device, reset_mask,
                                       self._use_graphs)
@@ -227,20 +252,9 @@ class MujocoWarpSimulator:
     def _problems(self, earlier: _Problems | None = None) -> _Problems:
         """What is wrong now, on the device (no host sync), or-ed with `earlier`."""
         t = self._t
-        now = _Problems(
-            kinds=torch.stack((
-                ~(t["qpos"].abs() < _MAXVAL).all(dim=1),  # NaN compares False
-                ~(t["qvel"].abs() < _MAXVAL).all(dim=1),
-                ~(t["qacc"].abs() < _MAXVAL).all(dim=1),
-                (t["overflow"] & _FAULT_FLAGS) != 0,
-            ), dim=-1),
-            capacity_flags=t["overflow"] & _CAPACITY_FLAGS,
-            counts_over=(t["nefc"] > self.njmax).any() | (t["nacon"][0] > self._naconmax)
-            | (t["ncollision"][0] > self._naconmax),
-        )
-        if earlier is None:
-            return now
-        return _Problems(*(a | b for a, b in zip(earlier, now)))
+        return self._find_problems(t["qpos"], t["qvel"], t["qacc"], t["overflow"], t["nefc"], t["nacon"],
+                                   t["ncollision"], self.njmax, self._naconmax,
+                                   self._no_problems if earlier is None else earlier)
 
     def check(self) -> None:
         """Raise on divergence or capacity overflow since the last check (one host sync): what

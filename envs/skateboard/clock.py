@@ -30,7 +30,7 @@ def phase_indicators(phase: torch.Tensor, commands: torch.Tensor, cfg: ClockConf
     return {"glide": (~push).float(), "push": push.float()}
 
 
-def update_gates(gates: dict[str, torch.Tensor], indicators: dict[str, torch.Tensor], cfg: ClockConfig) -> None:
-    """In place: c <- alpha * indicator + (1 - alpha) * c, which settles at exactly 1."""
-    for name, gate in gates.items():
-        gate.mul_(1.0 - cfg.gate_alpha).add_(cfg.gate_alpha * indicators[name])
+def updated_gates(gates: dict[str, torch.Tensor], indicators: dict[str, torch.Tensor],
+                  cfg: ClockConfig) -> dict[str, torch.Tensor]:
+    """c' = alpha * indicator + (1 - alpha) * c, which settles at exactly 1 (new tensors)."""
+    return {name: gate * (1.0 - cfg.gate_alpha) + cfg.gate_alpha * indicators[name] for name, gate in gates.items()}

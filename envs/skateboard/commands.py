@@ -9,15 +9,16 @@ from dhal.envs.skateboard.config import CommandConfig
 
 def sample_commands(n: int, cfg: CommandConfig, generator: torch.Generator, device: torch.device) -> torch.Tensor:
     """[n, 3] commands. vy is always 0; small |vx| and |yaw rate| are zeroed (dead zones)."""
+    return commands_from_uniforms(torch.rand(n, 2, generator=generator, device=device), cfg)
 
-    def uniform(bounds: tuple[float, float]) -> torch.Tensor:
-        u = torch.rand(n, generator=generator, device=device)
-        return bounds[0] + (bounds[1] - bounds[0]) * u
 
-    vx = uniform(cfg.lin_vel_x)
-    yaw = uniform(cfg.ang_vel_yaw)
-    vx = torch.where(vx.abs() <= cfg.lin_vel_deadzone, torch.zeros_like(vx), vx)
-    yaw = torch.where(yaw.abs() <= cfg.ang_vel_deadzone, torch.zeros_like(yaw), yaw)
+def commands_from_uniforms(uniforms: torch.Tensor, cfg: CommandConfig) -> torch.Tensor:
+    """[n, 3] commands from [n, 2] U(0, 1) draws (vx, yaw rate): a pure function, so a compiled
+    step can hold it while the env draws the numbers."""
+    vx = cfg.lin_vel_x[0] + (cfg.lin_vel_x[1] - cfg.lin_vel_x[0]) * uniforms[:, 0]
+    yaw = cfg.ang_vel_yaw[0] + (cfg.ang_vel_yaw[1] - cfg.ang_vel_yaw[0]) * uniforms[:, 1]
+    vx = torch.where(vx.abs() <= cfg.lin_vel_deadzone, 0.0, vx)
+    yaw = torch.where(yaw.abs() <= cfg.ang_vel_deadzone, 0.0, yaw)
     return torch.stack((vx, torch.zeros_like(vx), yaw), dim=-1)
 
 

@@ -15,8 +15,10 @@ class SimConfig:
     physics_dt: float = 0.005
     decimation: int = 4  # 50 Hz policy
     episode_length_s: float = 20.0
-    # torch.compile the task's per-step functions (state, rewards, terminations, observations).
-    # On an H200 it gained 4-9 % env throughput for about 100 s of compiling (BENCHMARKS.md).
+    # torch.compile the task's per-step functions (derived state, the step's transition, the
+    # restart, observations) and MuJoCo Warp's per-step data check. On an H200 it gained 4-9 %
+    # env throughput for about 100 s of compiling (BENCHMARKS.md), before the transition and
+    # restart were single functions.
     compile: bool = False
     # What a reset recomputes (backends.base.Refresh): "positions" skips the all-worlds forward
     # on a GPU (the physics is the same), and sensors/torques of just-reset envs read 0 until

@@ -16,10 +16,12 @@ from dhal.envs.backends.base import SimulationDiverged, Simulator
 from dhal.envs.compilation import maybe_compile
 from dhal.envs.contract import Contract, go1_contract
 from dhal.envs.robots import go1
-from dhal.envs.skateboard import clock, commands, events, observations, rewards, terminations
+from dhal.envs.skateboard import clock, events, observations, resets, rewards, terminations, transition
 from dhal.envs.skateboard.config import CUDA_CHECK_EVERY, TERRAIN_GEOMS, SkateboardConfig
 from dhal.envs.skateboard.episode_log import EpisodeLog
+from dhal.envs.skateboard.observations import Observed
 from dhal.envs.skateboard.state import SceneIndices, SkateState, derive_state
+from dhal.envs.skateboard.transition import Contacts, Memory
 
 KEYFRAMES = ("push", "glide")
 
@@ -32,6 +34,11 @@ def task_contract(cfg: SkateboardConfig) -> Contract:
         action_scale=cfg.action.scale, action_limit=cfg.action.limit, noise=obs_cfg.noise_std or None,
         phase_input_threshold=cfg.clock.phase_input_threshold,
     )
+
+
+def _storage(observations: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """The tensors that hold a set of observations: proprio is a view of the history."""
+    return tuple(v for k, v in observations.items() if k != "proprio")
 
 
 class SkateboardEnv:
@@ -79,8 +86,8 @@ class SkateboardEnv:
                                cfg.sim.episode_length_s, self.step_dt, self.device)
         # the pure per-step functions, compiled if SimConfig.compile
         self._derive = maybe_compile(derive_state, cfg.sim.compile)
-        self._rewards = maybe_compile(self.reward_table.compute, cfg.sim.compile)
-        self._terminations = maybe_compile(terminations.check_terminations, cfg.sim.compile)
+        self._transition = maybe_compile(transition.transition, cfg.sim.compile)
+        self._restart_memory = maybe_compile(resets.restart, cfg.sim.compile)
         self._observe = maybe_compile(observations.observe, cfg.sim.compile)
         self._allocate_buffers()
         self.actuator_delay = self._delay_field()
@@ -100,9 +107,9 @@ class SkateboardEnv:
         # arrays), which replace them every step: compiled rewards then see one stride throughout
         self.last_joint_vel = zeros(n, self.sim.info.nv)[:, self.idx.joint_qvel]
         self.last_torques = zeros(n, self.sim.info.nu)[:, self.idx.actuators]
-        self.raw_foot_contact, self.foot_contact = zeros(n, 4, dtype=torch.bool), zeros(n, 4, dtype=torch.bool)
-        self.raw_wheel_contact, self.wheel_contact = zeros(n, 4, dtype=torch.bool), zeros(n, 4, dtype=torch.bool)
-        self.contact_history = zeros(n, self.cfg.observations.contact_history_length, 4)
+        flags = lambda: zeros(n, 4, dtype=torch.bool)  # noqa: E731
+        self.contacts = Contacts(raw_foot=flags(), foot=flags(), raw_wheel=flags(), wheel=flags(),
+                                 history=zeros(n, self.cfg.observations.contact_history_length, 4))
         self.history = zeros(n, self.contract.history_length, self.contract.frame_size)
         self.episode_sums = zeros(n, len(self.reward_table.term_names))  # [N, T]
         # the sums and lengths of the episodes that ended at the last restart, for the log
@@ -111,6 +118,7 @@ class SkateboardEnv:
         self.default_pose = torch.tensor(go1.DEFAULT_POSE, device=dev)
         self.free_feet = torch.tensor(rewards.FREE_FEET, device=dev)
         self.glide_pose = torch.tensor(go1.GLIDE_POSE, device=dev)
+        self.start_targets = {"push": self.default_pose, "glide": self.glide_pose}
         self.keyframes = {k: self.sim.info.keyframes[k].to(dev) for k in KEYFRAMES}
 
     def _delay_field(self) -> torch.Tensor:
@@ -160,34 +168,27 @@ class SkateboardEnv:
         curriculum = self.cfg.randomization.curriculum
         if events.curriculum_update_due(curriculum, self.common_step_counter):
             self.set_randomization_scale(events.curriculum_scale(curriculum, self.common_step_counter))
-        self._update_contacts(s)
-        phase = self._phase()
-        clock.update_gates(self.gates, clock.phase_indicators(phase, self.commands, self.cfg.clock), self.cfg.clock)
 
-        breakdown = self._rewards(self._reward_context(s), self.gates)
+        draws = transition.Draws(torch.rand(self.num_envs, 2, generator=self.generator, device=self.device),
+                                 self._frame_noise())
+        t = self._transition(self.reward_table, self.cfg, self.contract, s, self._memory(), draws,
+                             domain=self.domain, default_pose=self.default_pose, glide_pose=self.glide_pose,
+                             free_feet=self.free_feet, max_episode_length=self.max_episode_length)
+        breakdown, metrics, reasons = t.breakdown, t.metrics, dict(t.reasons)
         sums_before = self.episode_sums
-        self.episode_sums = self.episode_sums + breakdown.term_values
-        reasons = self._terminations(s, self.cfg.terminations)
-
-        metrics = self._metrics(s, phase)
+        self.contacts, self.gates, self.commands, self.episode_sums = t.contacts, t.gates, t.commands, t.episode_sums
         self.last_joint_vel, self.last_torques = s.joint_vel, s.joint_torque
-
-        self._resample_commands()
-        self._apply_pushes()
-        self._obs = self._build_observations(s, fresh=None, phase=phase)
-        # What the dynamics model must predict is the next observation's clean state, taken
-        # here, before finished envs are reset.
-        dynamics_targets = {
-            "next_state": self.contract.dynamics_from_frame(self._clean_frame),
-            "next_contacts": self.foot_contact[:, self.free_feet].float(),
-        }
-        terminated = torch.stack(tuple(reasons.values()), dim=-1).any(-1)
-        truncated = (self.episode_length_buf >= self.max_episode_length) & ~terminated
+        self.history = t.observed.history
+        self._obs = self._observation_groups(t.observed)
+        self._apply_pushes()  # after the observations: they are of the state before the push
+        dynamics_targets = {"next_state": t.next_state, "next_contacts": t.next_contacts}
+        terminated, truncated = t.terminated, t.truncated
         final_observations = None
         if self.queue_resets:
             final_observations = self._finish_episodes(terminated | truncated)
-        outputs = (breakdown.groups, breakdown.term_values, *metrics.values(), *dynamics_targets.values(),
-                   *self._obs.values(), *(final_observations or {}).values())
+        # (each tensor once: the metrics are views of their table, proprio of the history)
+        outputs = (breakdown.groups, breakdown.term_values, t.metric_table, *dynamics_targets.values(),
+                   *_storage(self._obs), *_storage(final_observations or {}))
         # Everything above is queued without waiting for the physics; a check-in is the host
         # synchronisation (on a GPU), so the launches overlap the simulation.
         diverged = self._diverged_envs() if check_in else None
@@ -283,37 +284,12 @@ class SkateboardEnv:
         for values in outputs:
             values.masked_fill_(diverged.view(-1, *(1,) * (values.ndim - 1)), 0.0)
 
-    def _update_contacts(self, s: SkateState) -> None:
-        obs_cfg = self.cfg.observations
-        foot = s.foot_force > obs_cfg.foot_contact_force
-        # The tied FL foot's load goes through the connect constraint, not its contact, so its
-        # touch sensor reads ~0 N; it stands on the deck by construction.
-        foot[:, rewards.FL] = True
-        wheel = s.wheel_force > obs_cfg.wheel_contact_force
-        # DHAL's filter: in contact now or at the previous step (touch sensing flickers).
-        self.foot_contact = foot | self.raw_foot_contact
-        self.wheel_contact = wheel | self.raw_wheel_contact
-        self.raw_foot_contact, self.raw_wheel_contact = foot, wheel
-        self.contact_history = torch.cat((self.contact_history[:, 1:], self.foot_contact.float().unsqueeze(1)), dim=1)
-
-    def _phase(self) -> torch.Tensor:
-        return clock.clock_phase(self.episode_length_buf.float() * self.step_dt, self.cfg.clock)
-
-    def _reward_context(self, s: SkateState) -> rewards.RewardContext:
-        return rewards.RewardContext(
-            state=s, cfg=self.cfg.rewards, commands=self.commands, actions=self.actions,
+    def _memory(self) -> Memory:
+        return Memory(
+            episode_steps=self.episode_length_buf, commands=self.commands, actions=self.actions,
             last_actions=self.last_actions, last_joint_vel=self.last_joint_vel, last_torques=self.last_torques,
-            wheel_contact=self.wheel_contact, default_pose=self.default_pose, glide_pose=self.glide_pose,
-            dt=self.step_dt,
+            contacts=self.contacts, gates=self.gates, episode_sums=self.episode_sums, history=self.history,
         )
-
-    def _resample_commands(self) -> None:
-        # Masked rather than indexed: drawing N fresh commands costs less than asking the GPU
-        # which envs are due.
-        steps = int(round(self.cfg.commands.resample_s / self.step_dt))
-        due = commands.resample_due(self.episode_length_buf, steps).unsqueeze(-1)
-        fresh = commands.sample_commands(self.num_envs, self.cfg.commands, self.generator, self.device)
-        self.commands.copy_(torch.where(due, fresh, self.commands))
 
     def _apply_pushes(self) -> None:
         r = self.randomization
@@ -322,23 +298,6 @@ class SkateboardEnv:
             snapshot = self.sim.read()
             events.push_base(self.sim, self.idx, snapshot.qvel, torch.arange(self.num_envs, device=self.device),
                              r.push_velocity, self.generator)
-
-    def _metrics(self, s: SkateState, phase: torch.Tensor) -> dict[str, torch.Tensor]:
-        # State fields come from this step's fresh snapshot; buffers the env updates in place
-        # (commands, gates) are copied.
-        return {
-            "board_speed": s.deck_lin_vel_b[:, 0],
-            "base_height": s.base_pos[:, 2],
-            "attachment_error": s.attachment_error,
-            "marker_distance": torch.linalg.vector_norm(s.marker_pos - s.foot_pos, dim=-1),  # [N, 4] per foot
-            "foot_contact": self.foot_contact.float(),
-            "phase": phase,
-            "gate_glide": self.gates["glide"].clone(),
-            "gate_push": self.gates["push"].clone(),
-            "command_vx": self.commands[:, 0].clone(),
-            "command_yaw_rate": self.commands[:, 2].clone(),
-            "yaw_rate": s.base_ang_vel_b[:, 2],
-        }
 
     # ---- resets and observations ------------------------------------------------------------------
     def _finish_episodes(self, done: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -353,57 +312,39 @@ class SkateboardEnv:
     def _restart(self, mask: torch.Tensor, check: bool = False) -> None:
         """Reset the envs in `mask` and rebuild their observations. Masked throughout, so on a
         GPU nothing waits for the device; unchecked resets are checked with the next physics."""
-        self._reset_where(mask, check)
+        draws = resets.ResetDraws.draw(self.num_envs, self.num_actions, self.generator, self.device)
+        memory, pose = self._restart_memory(mask, self._memory(), draws, self.cfg, self.idx, self.keyframes,
+                                            self.start_targets, self.sim.info.nv, self.sim.info.nu)
+        self.sim.set_state(mask, pose.qpos, pose.qvel, pose.ctrl, check=check, refresh=self.cfg.sim.reset_refresh)
+        self.episode_length_buf, self.commands, self.contacts = memory.episode_steps, memory.commands, memory.contacts
+        self.actions, self.last_actions, self.gates = memory.actions, memory.last_actions, memory.gates
+        self.last_joint_vel, self.last_torques, self.episode_sums = (
+            memory.last_joint_vel, memory.last_torques, memory.episode_sums)
         self.state = self._derive(self.sim.read(), self.idx)
         self._obs = self._build_observations(self.state, fresh=mask)
 
-    def _set_pose(self, mask: torch.Tensor, check: bool) -> None:
-        """Put the envs in `mask` in the push or glide keyframe, with that pose's joint targets
-        as controls (drawn for every env, written where masked)."""
-        n = self.num_envs
-        glide = torch.rand(n, generator=self.generator, device=self.device) < self.cfg.reset.glide_fraction
-        qpos = torch.where(glide.unsqueeze(-1), self.keyframes["glide"], self.keyframes["push"]).clone()
-        noise = self.cfg.reset.joint_noise
-        if noise > 0:
-            u = torch.rand(n, self.num_actions, generator=self.generator, device=self.device)
-            qpos[:, self.idx.joint_qpos] += noise * (2.0 * u - 1.0)
-        pose = torch.where(glide.unsqueeze(-1), self.glide_pose, self.default_pose)
-        ctrl = torch.zeros(n, self.sim.info.nu, device=self.device)
-        ctrl[:, self.idx.actuators] = pose
-        self.sim.set_state(mask, qpos, torch.zeros(n, self.sim.info.nv, device=self.device), ctrl, check=check,
-                           refresh=self.cfg.sim.reset_refresh)
+    def _frame_noise(self) -> torch.Tensor | None:
+        """A standard-normal draw for the next frame's observation noise, or None without noise."""
+        if not self.cfg.observations.noise:
+            return None
+        return torch.randn((self.num_envs, self.contract.frame_size), generator=self.generator, device=self.device)
 
-    def _reset_where(self, mask: torch.Tensor, check: bool) -> None:
-        self._set_pose(mask, check)
-        rows = mask.unsqueeze(-1)
-        self.episode_length_buf.masked_fill_(mask, 0)
-        fresh = commands.sample_commands(self.num_envs, self.cfg.commands, self.generator, self.device)
-        self.commands.copy_(torch.where(rows, fresh, self.commands))
-        for buf in (self.actions, self.last_actions, self.last_joint_vel, self.last_torques, self.episode_sums):
-            buf.masked_fill_(rows, 0.0)
-        self.contact_history.masked_fill_(rows.unsqueeze(-1), 0.0)
-        for flags in (self.raw_foot_contact, self.foot_contact, self.raw_wheel_contact, self.wheel_contact):
-            flags.masked_fill_(rows, False)
-        indicators = clock.phase_indicators(torch.zeros(self.num_envs, device=self.device), self.commands, self.cfg.clock)
-        for name, gate in self.gates.items():
-            gate.copy_(torch.where(mask, indicators[name], gate))
-
-    def _build_observations(self, s: SkateState, fresh: torch.Tensor | None,
-                            phase: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Push the new noisy frame into the history (or fill it, for the freshly reset envs in
-        the mask `fresh`)."""
-        phase = self._phase() if phase is None else phase
-        noise = None
-        if self.cfg.observations.noise:
-            noise = torch.randn((self.num_envs, self.contract.frame_size), generator=self.generator, device=self.device)
+    def _build_observations(self, s: SkateState, fresh: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The observations of freshly reset envs (the mask `fresh`: their history is filled with
+        the new frame); a step's own come from `transition`."""
+        phase = clock.clock_phase(self.episode_length_buf.float() * self.step_dt, self.cfg.clock)
+        c = self.contacts
         observed = self._observe(
             self.contract, self.cfg.observations.critic, s,
             commands=self.commands, last_action=self.actions,
             phase_input=clock.phase_input(phase, self.commands, self.cfg.clock), default_pose=self.default_pose,
-            noise=noise, domain=self.domain, contact_history=self.contact_history,
-            foot_contact=self.foot_contact, wheel_contact=self.wheel_contact,
-            history=self.history, fresh=fresh,
+            noise=self._frame_noise(), domain=self.domain, contact_history=c.history,
+            foot_contact=c.foot, wheel_contact=c.wheel, history=self.history, fresh=fresh,
         )
-        self._clean_frame, self.history = observed.clean_frame, observed.history
+        self.history = observed.history
+        return self._observation_groups(observed)
+
+    def _observation_groups(self, observed: Observed) -> dict[str, torch.Tensor]:
         # The proprio group is the history's newest frame, so both groups always agree.
-        return {"history": self.history.flatten(1), "proprio": self.history[:, -1], "privileged": observed.privileged}
+        return {"history": observed.history.flatten(1), "proprio": observed.history[:, -1],
+                "privileged": observed.privileged}

@@ -313,9 +313,10 @@ def test_the_task_config_sizes_warps_buffers_and_the_error_says_how() -> None:
     from dhal.envs.registry import make_config, make_env, simulator_options
 
     cfg = make_config("dhal-skateboard", {"sim.njmax": 300, "sim.nconmax": 40})
-    assert simulator_options(cfg.sim, "mjwarp") == {"njmax": 300, "nconmax": 40}
+    assert simulator_options(cfg.sim, "mjwarp") == {"njmax": 300, "nconmax": 40, "compile_checks": False}
     assert simulator_options(cfg.sim, "mujoco_batch") == {}
-    assert simulator_options(make_config().sim, "mujoco_warp") == {}
+    assert simulator_options(make_config().sim, "mujoco_warp") == {"compile_checks": False}
+    assert simulator_options(make_config(overrides={"sim.compile": True}).sim, "mujoco_warp") == {"compile_checks": True}
     env = make_env(num_envs=2, backend="mujoco_warp", device="cpu", overrides={"sim.njmax": 300, "sim.nconmax": 40})
     assert (env.sim.njmax, env.sim.nconmax) == (300, 40)
     env.close()

@@ -28,6 +28,6 @@ def test_still_command_always_glides_and_zeroes_phase_input():
 def test_gate_settles_at_one_not_dhal_1_4():
     gates = {"glide": torch.zeros(1), "push": torch.zeros(1)}
     for _ in range(60):
-        clock.update_gates(gates, {"glide": torch.ones(1), "push": torch.zeros(1)}, CFG)
+        gates = clock.updated_gates(gates, {"glide": torch.ones(1), "push": torch.zeros(1)}, CFG)
     assert abs(gates["glide"].item() - 1.0) < 1e-6
     assert gates["push"].item() == 0

@@ -189,16 +189,18 @@ def test_a_warp_collision_fault_ends_its_episode_and_the_run_goes_on(tmp_path, m
     assert not env.step(torch.zeros(3, 12)).terminated.any()
 
 
-def test_the_compiled_step_matches_the_eager_one():
+@pytest.mark.parametrize("path", [{}, {"sim.queue_resets": True, "sim.check_every": 2}], ids=["cpu", "gpu"])
+def test_the_compiled_step_matches_the_eager_one(path):
     """SimConfig.compile fuses the pure per-step functions; it must not change a number, through
-    a step and a reset (fullgraph: a graph break fails here). Each function compiles once, and
-    observe twice (with and without freshly reset envs): no recompiling on lazily built constants
-    or on the layout of the last step's joint velocities and torques."""
+    a step and a reset (fullgraph: a graph break fails here), on the CPU's path and on the GPU's
+    (queued resets, check-ins every few steps). Four graphs, each compiled once (derived state, a
+    step's transition, the restart, the restarted envs' observations): no recompiling on lazily
+    built constants or on the layout of the last step's joint velocities and torques."""
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
     counters.clear()
-    eager, compiled = (make_env(num_envs=3, seed=4, overrides={"sim.compile": flag}) for flag in (False, True))
+    eager, compiled = (make_env(num_envs=3, seed=4, overrides={"sim.compile": flag, **path}) for flag in (False, True))
     assert compiled._derive is not derive_state and eager._derive is derive_state
     draws = torch.Generator().manual_seed(0)
     for i in range(3):
@@ -212,10 +214,15 @@ def test_the_compiled_step_matches_the_eager_one():
         assert torch.allclose(a.extras["reward_groups"], b.extras["reward_groups"], atol=1e-6)
         for key in a.observations:
             assert torch.allclose(a.observations[key], b.observations[key], atol=1e-5), key
-        assert ("log" in a.extras) == (i == 1) == ("log" in b.extras)
-        if i == 1:
+        for group in ("metrics", "dynamics_targets", "final_observations"):
+            assert (group in a.extras) == (group in b.extras)
+            for key, value in a.extras.get(group, {}).items():
+                assert torch.allclose(value, b.extras[group][key], atol=1e-5), (group, key)
+        logged_at = 1 if compiled.check_every == 1 else 2  # the time-out's report, at the next check-in
+        assert ("log" in a.extras) == (i == logged_at) == ("log" in b.extras)
+        if i == logged_at:
             assert a.extras["log"] == pytest.approx(b.extras["log"], abs=1e-6)
-    assert counters["stats"]["unique_graphs"] == 5
+    assert counters["stats"]["unique_graphs"] == 4
 
 
 @pytest.mark.parametrize("backend", ["mujoco_batch", "mujoco_warp"])

@@ -1,0 +1,160 @@
+"""A control step's task update after the physics, as one pure function of tensors.
+
+Everything between the fresh derived state and the reset of finished envs: filtered contacts,
+the phase clock and its gates, rewards by group, terminations, the step's metrics, command
+resampling and the observations. It is one function so that `SimConfig.compile` fuses it into
+one graph: run eagerly on a GPU it is a few hundred small kernels, whose launches (about 2 us of
+GPU time each) were most of the env's cost over raw physics. Random draws come in as `Draws`
+(dynamo cannot trace a generator); nothing here writes to its inputs.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from dhal.envs.contract import Contract
+from dhal.envs.skateboard import clock, commands, observations, rewards, terminations
+from dhal.envs.skateboard.config import ObservationConfig, SkateboardConfig
+from dhal.envs.skateboard.observations import DomainParams, Observed
+from dhal.envs.skateboard.state import SkateState
+
+
+class Contacts(NamedTuple):
+    """Contact flags [N, 4] (bool) and the filtered foot contacts' history [N, L, 4]."""
+
+    raw_foot: torch.Tensor  # this step's touch sensing
+    foot: torch.Tensor  # DHAL's filter: in contact now or at the previous step
+    raw_wheel: torch.Tensor
+    wheel: torch.Tensor
+    history: torch.Tensor  # newest last
+
+
+class Memory(NamedTuple):
+    """What an env remembers between steps and a step reads."""
+
+    episode_steps: torch.Tensor  # [N] long, this step counted
+    commands: torch.Tensor  # [N, 3] vx, vy, yaw rate
+    actions: torch.Tensor  # [N, 12] this step's, clamped
+    last_actions: torch.Tensor
+    last_joint_vel: torch.Tensor
+    last_torques: torch.Tensor
+    contacts: Contacts
+    gates: dict[str, torch.Tensor]  # [N] each
+    episode_sums: torch.Tensor  # [N, T] reward terms so far
+    history: torch.Tensor  # [N, H, F] noisy frames
+
+
+class Draws(NamedTuple):
+    command_uniforms: torch.Tensor  # [N, 2] U(0, 1): vx, yaw rate of a resampled command
+    frame_noise: torch.Tensor | None  # [N, F] N(0, 1), or None without observation noise
+
+
+class Transition(NamedTuple):
+    contacts: Contacts
+    phase: torch.Tensor  # [N] clock phase
+    gates: dict[str, torch.Tensor]
+    breakdown: rewards.RewardBreakdown
+    episode_sums: torch.Tensor
+    reasons: dict[str, torch.Tensor]  # [N] bool per termination
+    terminated: torch.Tensor
+    truncated: torch.Tensor  # time-outs that did not also terminate
+    metric_table: torch.Tensor  # [N, M]
+    metrics: dict[str, torch.Tensor]  # its columns by name
+    commands: torch.Tensor  # after resampling: what the observations carry
+    observed: Observed
+    # the dynamics model's targets, taken before finished envs restart
+    next_state: torch.Tensor  # [N, D]: the clean frame's dynamics part
+    next_contacts: torch.Tensor  # [N, 3] float: the free feet's contacts
+
+
+def update_contacts(s: SkateState, last: Contacts, cfg: ObservationConfig) -> Contacts:
+    foot = s.foot_force > cfg.foot_contact_force
+    # The tied FL foot's load goes through the connect constraint, not its contact, so its touch
+    # sensor reads ~0 N; it stands on the deck by construction.
+    foot[:, rewards.FL] = True
+    wheel = s.wheel_force > cfg.wheel_contact_force
+    filtered = foot | last.raw_foot  # touch sensing flickers
+    history = torch.cat((last.history[:, 1:], filtered.float().unsqueeze(1)), dim=1)
+    return Contacts(foot, filtered, wheel, wheel | last.raw_wheel, history)
+
+
+def resample_commands(current: torch.Tensor, episode_steps: torch.Tensor, uniforms: torch.Tensor,
+                      cfg: SkateboardConfig) -> torch.Tensor:
+    # Masked rather than indexed: drawing N fresh commands costs less than asking the GPU which
+    # envs are due.
+    due = commands.resample_due(episode_steps, int(round(cfg.commands.resample_s / cfg.control_dt)))
+    fresh = commands.commands_from_uniforms(uniforms, cfg.commands)
+    return torch.where(due.unsqueeze(-1), fresh, current)
+
+
+def step_metrics(s: SkateState, contacts: Contacts, phase: torch.Tensor, gates: dict[str, torch.Tensor],
+                 commands: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The values of this step the training log and `dhal eval` read: one [N, M] table (a new
+    tensor) and its columns by name ([N], or [N, 4] per foot), views of it."""
+    columns = {
+        "board_speed": s.deck_lin_vel_b[:, 0:1],
+        "base_height": s.base_pos[:, 2:3],
+        "attachment_error": s.attachment_error.unsqueeze(-1),
+        "marker_distance": torch.linalg.vector_norm(s.marker_pos - s.foot_pos, dim=-1),  # per foot
+        "foot_contact": contacts.foot.float(),
+        "phase": phase.unsqueeze(-1),
+        "gate_glide": gates["glide"].unsqueeze(-1),
+        "gate_push": gates["push"].unsqueeze(-1),
+        "command_vx": commands[:, 0:1],
+        "command_yaw_rate": commands[:, 2:3],
+        "yaw_rate": s.base_ang_vel_b[:, 2:3],
+    }
+    table = torch.cat(tuple(columns.values()), dim=-1)
+    views, start = {}, 0
+    for name, column in columns.items():
+        width = column.shape[-1]
+        views[name] = table[:, start:start + width] if width > 1 else table[:, start]
+        start += width
+    return table, views
+
+
+def transition(
+    table: rewards.RewardTable,
+    cfg: SkateboardConfig,
+    contract: Contract,
+    s: SkateState,
+    memory: Memory,
+    draws: Draws,
+    *,
+    domain: DomainParams,
+    default_pose: torch.Tensor,
+    glide_pose: torch.Tensor,
+    free_feet: torch.Tensor,
+    max_episode_length: int,
+) -> Transition:
+    """The task's update for one step whose physics produced `s` (see the module docstring)."""
+    contacts = update_contacts(s, memory.contacts, cfg.observations)
+    phase = clock.clock_phase(memory.episode_steps.float() * cfg.control_dt, cfg.clock)
+    gates = clock.updated_gates(memory.gates, clock.phase_indicators(phase, memory.commands, cfg.clock), cfg.clock)
+    context = rewards.RewardContext(
+        state=s, cfg=cfg.rewards, commands=memory.commands, actions=memory.actions,
+        last_actions=memory.last_actions, last_joint_vel=memory.last_joint_vel, last_torques=memory.last_torques,
+        wheel_contact=contacts.wheel, default_pose=default_pose, glide_pose=glide_pose, dt=cfg.control_dt,
+    )
+    breakdown = table.compute(context, gates)
+    reasons = terminations.check_terminations(s, cfg.terminations)
+    terminated = torch.stack(tuple(reasons.values()), dim=-1).any(-1)
+    truncated = (memory.episode_steps >= max_episode_length) & ~terminated
+    metric_table, metrics = step_metrics(s, contacts, phase, gates, memory.commands)
+    new_commands = resample_commands(memory.commands, memory.episode_steps, draws.command_uniforms, cfg)
+    observed = observations.observe(
+        contract, cfg.observations.critic, s,
+        commands=new_commands, last_action=memory.actions,
+        phase_input=clock.phase_input(phase, new_commands, cfg.clock), default_pose=default_pose,
+        noise=draws.frame_noise, domain=domain, contact_history=contacts.history,
+        foot_contact=contacts.foot, wheel_contact=contacts.wheel, history=memory.history, fresh=None,
+    )
+    return Transition(
+        contacts=contacts, phase=phase, gates=gates, breakdown=breakdown,
+        episode_sums=memory.episode_sums + breakdown.term_values, reasons=reasons,
+        terminated=terminated, truncated=truncated, metric_table=metric_table, metrics=metrics, commands=new_commands, observed=observed,
+        next_state=contract.dynamics_from_frame(observed.clean_frame),
+        next_contacts=contacts.foot[:, free_feet].float(),
+    )
