@@ -96,6 +96,9 @@ _CAPACITY_FLAGS = int(mjw.OverflowType.ALL) & ~(_SOLVER_LIMIT_FLAGS | _FAULT_FLA
 _BAD_WARNINGS = ("mjWARN_BADQPOS", "mjWARN_BADQVEL", "mjWARN_BADQACC", "warp_EPA_HORIZON")
 
 
+_SNAPSHOT_FIELDS = ("qpos", "qvel", "sensordata", "site_xpos", "xpos", "xquat", "actuator_force")  # SimState's order
+
+
 class _Problems(NamedTuple):
     """Device-side findings of the steps since the last check, per world unless noted."""
 
@@ -186,6 +189,9 @@ class MujocoWarpSimulator:
             pairs = [(actuator, column) for actuator, columns in ctrl_history_columns(self.model) for column in columns]
             self._history_actuator = torch.tensor([a for a, _ in pairs], dtype=torch.long, device=self.device)
             self._history_columns = torch.tensor([c for _, c in pairs], dtype=torch.long, device=self.device)
+            not_float = [n for n in _SNAPSHOT_FIELDS if self._t[n].dtype != torch.float32]
+            if not_float:  # read() copies them into one float32 buffer
+                raise TypeError(f"MuJoCo Warp's {not_float} are not float32; this backend needs float32 data")
             reset_mask = wp.zeros(self.num_envs, dtype=bool)
             self._reset_mask = wp.to_torch(reset_mask)
         self._model_fields: dict[str, torch.Tensor] = {}
@@ -330,17 +336,17 @@ class MujocoWarpSimulator:
 
     # ------------------------------------------------------------------ reading
     def read(self) -> SimState:
-        """A fresh float32 snapshot on `device` (new tensors; the sim is never aliased)."""
+        """A fresh float32 snapshot on `device` (the sim is never aliased), copied in one
+        operation: the fields are views of one new [N, *] buffer (a kernel instead of seven)."""
         t = self._t
-        return SimState(
-            qpos=t["qpos"].clone(),
-            qvel=t["qvel"].clone(),
-            sensordata=t["sensordata"].clone(),
-            site_xpos=t["site_xpos"].clone(),
-            xpos=t["xpos"].clone(),
-            xquat=t["xquat"].clone(),
-            actuator_force=t["actuator_force"].clone(),
-        )
+        fields = [t[name] for name in _SNAPSHOT_FIELDS]
+        buffer = torch.cat([f.reshape(self.num_envs, -1) for f in fields], dim=1)
+        views, start = [], 0
+        for f in fields:
+            width = f[0].numel()
+            views.append(buffer[:, start:start + width].view(f.shape))
+            start += width
+        return SimState(*views)
 
     # ------------------------------------------------------------------ writing state
     def _ids(self, env_ids: torch.Tensor | np.ndarray | Sequence[int]) -> torch.Tensor:

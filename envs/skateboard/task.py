@@ -103,10 +103,11 @@ class SkateboardEnv:
         self.commands = zeros(n, 3)
         self.gates = {"glide": zeros(n), "push": zeros(n)}
         self.actions, self.last_actions = zeros(n, j), zeros(n, j)
-        # laid out as the state's joint_vel / joint_torque (column slices of the simulator's
-        # arrays), which replace them every step: compiled rewards then see one stride throughout
-        self.last_joint_vel = zeros(n, self.sim.info.nv)[:, self.idx.joint_qvel]
-        self.last_torques = zeros(n, self.sim.info.nu)[:, self.idx.actuators]
+        # laid out as the state's joint_vel / joint_torque (views of a snapshot), which replace
+        # them every step: compiled code then sees one layout throughout
+        snapshot = self.sim.read()
+        self.last_joint_vel = snapshot.qvel[:, self.idx.joint_qvel].zero_()
+        self.last_torques = snapshot.actuator_force[:, self.idx.actuators].zero_()
         flags = lambda: zeros(n, 4, dtype=torch.bool)  # noqa: E731
         self.contacts = Contacts(raw_foot=flags(), foot=flags(), raw_wheel=flags(), wheel=flags(),
                                  history=zeros(n, self.cfg.observations.contact_history_length, 4))
@@ -303,9 +304,9 @@ class SkateboardEnv:
     def _finish_episodes(self, done: torch.Tensor) -> dict[str, torch.Tensor]:
         """Record the ending episodes' sums and lengths for the log, restart the envs in `done`
         and return the observations from before the restart (for time-out bootstrapping)."""
-        final = dict(self._obs)  # no copy: the restart builds new tensors and never writes these
-        self._ended_sums = self.episode_sums.clone()
-        self._ended_steps = self.episode_length_buf.clone()
+        # no copies: the restart builds new tensors and never writes these
+        final = dict(self._obs)
+        self._ended_sums, self._ended_steps = self.episode_sums, self.episode_length_buf
         self._restart(done)
         return final
 

@@ -119,6 +119,11 @@ def test_registry_protocol_and_shapes() -> None:
         a, b = getattr(s, name), getattr(r, name)
         assert a.shape == b.shape and a.dtype == torch.float32, name
         assert a.data_ptr() != sim.read().__dict__[name].data_ptr()  # fresh copies
+        assert torch.equal(a, sim._t[name])  # of the live data
+        a.fill_(123.0)
+        assert not (sim._t[name] == 123.0).any(), name  # the sim is never aliased
+    s = sim.read()  # one copy: every field a view of one buffer
+    assert len({getattr(s, name).untyped_storage().data_ptr() for name in vars(s)}) == 1
     # model defaults + forward at construction, like the CPU backend
     assert torch.allclose(s.qpos, r.qpos) and torch.allclose(s.site_xpos, r.site_xpos, atol=1e-5)
     assert torch.allclose(s.xquat, r.xquat, atol=1e-5)  # (w, x, y, z), as MuJoCo
