@@ -6,7 +6,7 @@ kernels. Measured on an H200 (BENCHMARKS.md, 2026-11-27 fourth run) it raised en
 4-9 % at 1,024-8,192 envs (env/raw 0.81 at 8,192) for about 100 s of compiling and warm-up per
 process on a cold machine, which is why it is off by default; long GPU runs may turn it on.
 Since then the task's step and restart are one pure function each (transition.py, resets.py):
-four graphs instead of five, and 72 instead of 234 operators left to run eagerly per step on
+five graphs as before, and 55 instead of 234 operators left to run eagerly per step on
 the GPU path (counted on the CPU); not yet timed on a GPU.
 """
 

@@ -13,10 +13,25 @@ from collections.abc import Sequence
 
 import torch
 
+from dhal.envs.compilation import maybe_compile
+
+
+def episode_totals(done: torch.Tensor, ended_sums: torch.Tensor, ended_steps: torch.Tensor,
+                   reasons: dict[str, torch.Tensor]) -> torch.Tensor:
+    """[T + R + 2]: the reward-term sums, end-reason counts, summed length in steps and number of
+    the episodes in `done`: a pure function, so SimConfig.compile fuses it."""
+    weight = done.float()
+    return torch.cat((
+        (ended_sums * weight.unsqueeze(-1)).sum(0),
+        (torch.stack(tuple(reasons.values()), dim=-1) & done.unsqueeze(-1)).float().sum(0),
+        (ended_steps.float() * weight).sum().unsqueeze(0),
+        weight.sum().unsqueeze(0),
+    ))
+
 
 class EpisodeLog:
     def __init__(self, term_names: Sequence[str], reason_names: Sequence[str], episode_length_s: float,
-                 step_dt: float, device: torch.device) -> None:
+                 step_dt: float, device: torch.device, compiled: bool = False) -> None:
         self.term_names, self.reason_names = tuple(term_names), tuple(reason_names)
         self.episode_length_s, self.step_dt = float(episode_length_s), float(step_dt)
         self.names = ([f"Episode_Reward/{k}" for k in self.term_names]
@@ -24,6 +39,7 @@ class EpisodeLog:
         # term sums, reason counts, summed length in steps, episode count
         self._totals = torch.zeros(len(self.term_names) + len(self.reason_names) + 2, device=device)
         self._recorded = False  # whether flush has anything to read back
+        self._episode_totals = maybe_compile(episode_totals, compiled)
 
     def record(self, done: torch.Tensor, ended_sums: torch.Tensor, ended_steps: torch.Tensor,
                reasons: dict[str, torch.Tensor]) -> None:
@@ -31,14 +47,8 @@ class EpisodeLog:
         steps and end reasons ([N] bool each). No host synchronisation."""
         if tuple(reasons) != self.reason_names:
             raise KeyError(f"end reasons {tuple(reasons)} differ from the log's {self.reason_names}")
-        weight = done.float()
         self._recorded = True
-        self._totals += torch.cat((
-            (ended_sums * weight.unsqueeze(-1)).sum(0),
-            (torch.stack(tuple(reasons.values()), dim=-1) & done.unsqueeze(-1)).float().sum(0),
-            (ended_steps.float() * weight).sum().unsqueeze(0),
-            weight.sum().unsqueeze(0),
-        ))
+        self._totals += self._episode_totals(done, ended_sums, ended_steps, reasons)
 
     def flush(self) -> dict[str, float] | None:
         """The report on the episodes recorded since the last flush (None if none ended); starts

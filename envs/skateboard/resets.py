@@ -9,9 +9,11 @@ from typing import NamedTuple
 
 import torch
 
-from dhal.envs.skateboard import clock, commands
+from dhal.envs.contract import Contract
+from dhal.envs.skateboard import clock, commands, observations
 from dhal.envs.skateboard.config import SkateboardConfig
-from dhal.envs.skateboard.state import SceneIndices
+from dhal.envs.skateboard.observations import DomainParams, Observed
+from dhal.envs.skateboard.state import SceneIndices, SkateState
 from dhal.envs.skateboard.transition import Contacts, Memory
 
 
@@ -84,3 +86,19 @@ def restart(
         history=memory.history,
     )
     return restarted, pose
+
+
+def restarted_observations(contract: Contract, cfg: SkateboardConfig, s: SkateState, memory: Memory,
+                           noise: torch.Tensor | None, domain: DomainParams, default_pose: torch.Tensor,
+                           fresh: torch.Tensor) -> Observed:
+    """The observations after a restart: the envs in `fresh` fill their history with the frame of
+    their new state `s`, the others keep the history of the step before."""
+    phase = clock.clock_phase(memory.episode_steps.float() * cfg.control_dt, cfg.clock)
+    c = memory.contacts
+    return observations.observe(
+        contract, cfg.observations.critic, s,
+        commands=memory.commands, last_action=memory.actions,
+        phase_input=clock.phase_input(phase, memory.commands, cfg.clock), default_pose=default_pose,
+        noise=noise, domain=domain, contact_history=c.history, foot_contact=c.foot, wheel_contact=c.wheel,
+        history=memory.history, fresh=fresh,
+    )

@@ -16,7 +16,7 @@ from dhal.envs.backends.base import SimulationDiverged, Simulator
 from dhal.envs.compilation import maybe_compile
 from dhal.envs.contract import Contract, go1_contract
 from dhal.envs.robots import go1
-from dhal.envs.skateboard import clock, events, observations, resets, rewards, terminations, transition
+from dhal.envs.skateboard import events, observations, resets, rewards, terminations, transition
 from dhal.envs.skateboard.config import CUDA_CHECK_EVERY, TERRAIN_GEOMS, SkateboardConfig
 from dhal.envs.skateboard.episode_log import EpisodeLog
 from dhal.envs.skateboard.observations import Observed
@@ -36,9 +36,9 @@ def task_contract(cfg: SkateboardConfig) -> Contract:
     )
 
 
-def _storage(observations: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    """The tensors that hold a set of observations: proprio is a view of the history."""
-    return tuple(v for k, v in observations.items() if k != "proprio")
+def _storage(groups: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """The tensors that hold a set of observation groups: proprio is a view of the history."""
+    return tuple(v for k, v in groups.items() if k != "proprio")
 
 
 class SkateboardEnv:
@@ -83,12 +83,12 @@ class SkateboardEnv:
         self._steps_to_check = 1
         self._bad_actions = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         self._log = EpisodeLog(self.reward_table.term_names, (*terminations.TERMINATIONS, "diverged"),
-                               cfg.sim.episode_length_s, self.step_dt, self.device)
-        # the pure per-step functions, compiled if SimConfig.compile
+                               cfg.sim.episode_length_s, self.step_dt, self.device, compiled=cfg.sim.compile)
+        # the pure per-step functions, compiled if SimConfig.compile (the episode log's too)
         self._derive = maybe_compile(derive_state, cfg.sim.compile)
         self._transition = maybe_compile(transition.transition, cfg.sim.compile)
         self._restart_memory = maybe_compile(resets.restart, cfg.sim.compile)
-        self._observe = maybe_compile(observations.observe, cfg.sim.compile)
+        self._observe = maybe_compile(resets.restarted_observations, cfg.sim.compile)
         self._allocate_buffers()
         self.actuator_delay = self._delay_field()
         self.set_randomization_scale(events.curriculum_scale(cfg.randomization.curriculum, 0))
@@ -333,15 +333,8 @@ class SkateboardEnv:
     def _build_observations(self, s: SkateState, fresh: torch.Tensor) -> dict[str, torch.Tensor]:
         """The observations of freshly reset envs (the mask `fresh`: their history is filled with
         the new frame); a step's own come from `transition`."""
-        phase = clock.clock_phase(self.episode_length_buf.float() * self.step_dt, self.cfg.clock)
-        c = self.contacts
-        observed = self._observe(
-            self.contract, self.cfg.observations.critic, s,
-            commands=self.commands, last_action=self.actions,
-            phase_input=clock.phase_input(phase, self.commands, self.cfg.clock), default_pose=self.default_pose,
-            noise=self._frame_noise(), domain=self.domain, contact_history=c.history,
-            foot_contact=c.foot, wheel_contact=c.wheel, history=self.history, fresh=fresh,
-        )
+        observed = self._observe(self.contract, self.cfg, s, self._memory(), self._frame_noise(), self.domain,
+                                 self.default_pose, fresh)
         self.history = observed.history
         return self._observation_groups(observed)
 
