@@ -204,9 +204,6 @@ class MujocoWarpSimulator:
         self._full_derive = True  # whether the next derived update is a whole step1
         self._can_observe = observable(self.model)
         self._unchecked: _Problems | None = None  # what the steps since the last check found
-        self._no_problems = _Problems(
-            torch.zeros(self.num_envs, len(_BAD_WARNINGS), dtype=torch.bool, device=self.device),
-            torch.zeros_like(self._t["overflow"]), torch.zeros((), dtype=torch.bool, device=self.device))
         self._find_problems = maybe_compile(find_problems, compile_checks)
         self._use_graphs = graphs_supported(self._wp_device) if graphs is None else bool(graphs)
         self._programs = WarpPrograms(self.model, self.wp_model, self.wp_data, self._wp_device, reset_mask,
@@ -258,9 +255,13 @@ class MujocoWarpSimulator:
     def _problems(self, earlier: _Problems | None = None) -> _Problems:
         """What is wrong now, on the device (no host sync), or-ed with `earlier`."""
         t = self._t
+        if earlier is None:  # made now, not kept: a compiled check then sees tensors of one kind
+            # (inference tensors under torch.inference_mode, as in a rollout) and compiles once
+            earlier = _Problems(
+                torch.zeros(self.num_envs, len(_BAD_WARNINGS), dtype=torch.bool, device=self.device),
+                torch.zeros_like(t["overflow"]), torch.zeros((), dtype=torch.bool, device=self.device))
         return self._find_problems(t["qpos"], t["qvel"], t["qacc"], t["overflow"], t["nefc"], t["nacon"],
-                                   t["ncollision"], self.njmax, self._naconmax,
-                                   self._no_problems if earlier is None else earlier)
+                                   t["ncollision"], self.njmax, self._naconmax, earlier)
 
     def check(self) -> None:
         """Raise on divergence or capacity overflow since the last check (one host sync): what
