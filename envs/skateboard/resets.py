@@ -10,11 +10,11 @@ from typing import NamedTuple
 import torch
 
 from dhal.envs.contract import Contract
-from dhal.envs.skateboard import clock, commands, observations
+from dhal.envs.skateboard import clock, commands
 from dhal.envs.skateboard.config import SkateboardConfig
 from dhal.envs.skateboard.observations import DomainParams, Observed
 from dhal.envs.skateboard.state import SceneIndices, SkateState
-from dhal.envs.skateboard.transition import Contacts, Memory
+from dhal.envs.skateboard.transition import Contacts, Memory, episode_phase, observe_memory
 
 
 class ResetDraws(NamedTuple):
@@ -57,10 +57,9 @@ def restart(
     compiling a second time for a contiguous one."""
     rows = mask.unsqueeze(-1)
     glide = (draws.glide < cfg.reset.glide_fraction).unsqueeze(-1)
-    qpos = torch.where(glide, keyframes["glide"], keyframes["push"])
+    qpos = torch.where(glide, keyframes["glide"], keyframes["push"])  # a new tensor
     noise = cfg.reset.joint_noise
     if noise > 0:
-        qpos = qpos.clone()
         qpos[:, idx.joint_qpos] += noise * (2.0 * draws.joint_noise - 1.0)
     ctrl = torch.zeros(mask.shape[0], nu, device=mask.device)
     ctrl[:, idx.actuators] = torch.where(glide, poses["glide"], poses["push"])
@@ -93,12 +92,5 @@ def restarted_observations(contract: Contract, cfg: SkateboardConfig, s: SkateSt
                            fresh: torch.Tensor) -> Observed:
     """The observations after a restart: the envs in `fresh` fill their history with the frame of
     their new state `s`, the others keep the history of the step before."""
-    phase = clock.clock_phase(memory.episode_steps.float() * cfg.control_dt, cfg.clock)
-    c = memory.contacts
-    return observations.observe(
-        contract, cfg.observations.critic, s,
-        commands=memory.commands, last_action=memory.actions,
-        phase_input=clock.phase_input(phase, memory.commands, cfg.clock), default_pose=default_pose,
-        noise=noise, domain=domain, contact_history=c.history, foot_contact=c.foot, wheel_contact=c.wheel,
-        history=memory.history, fresh=fresh,
-    )
+    return observe_memory(contract, cfg, s, memory, episode_phase(memory.episode_steps, cfg), noise, domain,
+                          default_pose, fresh)

@@ -88,7 +88,7 @@ class SkateboardEnv:
         self._derive = maybe_compile(derive_state, cfg.sim.compile)
         self._transition = maybe_compile(transition.transition, cfg.sim.compile)
         self._restart_memory = maybe_compile(resets.restart, cfg.sim.compile)
-        self._observe = maybe_compile(resets.restarted_observations, cfg.sim.compile)
+        self._observe_restarted = maybe_compile(resets.restarted_observations, cfg.sim.compile)
         self._allocate_buffers()
         self.actuator_delay = self._delay_field()
         self.set_randomization_scale(events.curriculum_scale(cfg.randomization.curriculum, 0))
@@ -292,6 +292,13 @@ class SkateboardEnv:
             contacts=self.contacts, gates=self.gates, episode_sums=self.episode_sums, history=self.history,
         )
 
+    def _remember(self, memory: Memory) -> None:
+        """The inverse of `_memory`."""
+        self.episode_length_buf, self.commands, self.gates = memory.episode_steps, memory.commands, memory.gates
+        self.actions, self.last_actions = memory.actions, memory.last_actions
+        self.last_joint_vel, self.last_torques = memory.last_joint_vel, memory.last_torques
+        self.contacts, self.episode_sums, self.history = memory.contacts, memory.episode_sums, memory.history
+
     def _apply_pushes(self) -> None:
         r = self.randomization
         interval = int(round(r.push_interval_s / self.step_dt))
@@ -317,10 +324,7 @@ class SkateboardEnv:
         memory, pose = self._restart_memory(mask, self._memory(), draws, self.cfg, self.idx, self.keyframes,
                                             self.start_targets, self.sim.info.nv, self.sim.info.nu)
         self.sim.set_state(mask, pose.qpos, pose.qvel, pose.ctrl, check=check, refresh=self.cfg.sim.reset_refresh)
-        self.episode_length_buf, self.commands, self.contacts = memory.episode_steps, memory.commands, memory.contacts
-        self.actions, self.last_actions, self.gates = memory.actions, memory.last_actions, memory.gates
-        self.last_joint_vel, self.last_torques, self.episode_sums = (
-            memory.last_joint_vel, memory.last_torques, memory.episode_sums)
+        self._remember(memory)
         self.state = self._derive(self.sim.read(), self.idx)
         self._obs = self._build_observations(self.state, fresh=mask)
 
@@ -333,7 +337,7 @@ class SkateboardEnv:
     def _build_observations(self, s: SkateState, fresh: torch.Tensor) -> dict[str, torch.Tensor]:
         """The observations of freshly reset envs (the mask `fresh`: their history is filled with
         the new frame); a step's own come from `transition`."""
-        observed = self._observe(self.contract, self.cfg, s, self._memory(), self._frame_noise(), self.domain,
+        observed = self._observe_restarted(self.contract, self.cfg, s, self._memory(), self._frame_noise(), self.domain,
                                  self.default_pose, fresh)
         self.history = observed.history
         return self._observation_groups(observed)

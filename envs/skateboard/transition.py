@@ -4,8 +4,8 @@ Everything between the fresh derived state and the reset of finished envs: filte
 the phase clock and its gates, rewards by group, terminations, the step's metrics, command
 resampling and the observations. It is one function so that `SimConfig.compile` fuses it into
 one graph: run eagerly on a GPU it is a few hundred small kernels of about 2 us of GPU time
-each, about 40 % of what the env added to raw physics at 4,096 envs (BENCHMARKS.md). Random draws come in as `Draws`
-(dynamo cannot trace a generator); nothing here writes to its inputs.
+each, about 40 % of what the env added to raw physics at 4,096 envs (BENCHMARKS.md). Random
+draws come in as `Draws` (dynamo cannot trace a generator); nothing here writes to its inputs.
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ class Draws(NamedTuple):
 
 class Transition(NamedTuple):
     contacts: Contacts
-    phase: torch.Tensor  # [N] clock phase
     gates: dict[str, torch.Tensor]
     breakdown: rewards.RewardBreakdown
     episode_sums: torch.Tensor
@@ -67,6 +66,26 @@ class Transition(NamedTuple):
     # the dynamics model's targets, taken before finished envs restart
     next_state: torch.Tensor  # [N, D]: the clean frame's dynamics part
     next_contacts: torch.Tensor  # [N, 3] float: the free feet's contacts
+
+
+def episode_phase(episode_steps: torch.Tensor, cfg: SkateboardConfig) -> torch.Tensor:
+    """[N] clock phase of each env's time since its episode started."""
+    return clock.clock_phase(episode_steps.float() * cfg.control_dt, cfg.clock)
+
+
+def observe_memory(contract: Contract, cfg: SkateboardConfig, s: SkateState, memory: Memory, phase: torch.Tensor,
+                   noise: torch.Tensor | None, domain: DomainParams, default_pose: torch.Tensor,
+                   fresh: torch.Tensor | None) -> Observed:
+    """Every observation of `s` for envs whose commands, last action, contacts and frame history
+    are `memory`'s (`noise` and `fresh` as for `observations.observe`)."""
+    c = memory.contacts
+    return observations.observe(
+        contract, cfg.observations.critic, s,
+        commands=memory.commands, last_action=memory.actions,
+        phase_input=clock.phase_input(phase, memory.commands, cfg.clock), default_pose=default_pose,
+        noise=noise, domain=domain, contact_history=c.history, foot_contact=c.foot, wheel_contact=c.wheel,
+        history=memory.history, fresh=fresh,
+    )
 
 
 def update_contacts(s: SkateState, last: Contacts, cfg: ObservationConfig) -> Contacts:
@@ -131,7 +150,7 @@ def transition(
 ) -> Transition:
     """The task's update for one step whose physics produced `s` (see the module docstring)."""
     contacts = update_contacts(s, memory.contacts, cfg.observations)
-    phase = clock.clock_phase(memory.episode_steps.float() * cfg.control_dt, cfg.clock)
+    phase = episode_phase(memory.episode_steps, cfg)
     gates = clock.updated_gates(memory.gates, clock.phase_indicators(phase, memory.commands, cfg.clock), cfg.clock)
     context = rewards.RewardContext(
         state=s, cfg=cfg.rewards, commands=memory.commands, actions=memory.actions,
@@ -144,15 +163,10 @@ def transition(
     truncated = (memory.episode_steps >= max_episode_length) & ~terminated
     metric_table, metrics = step_metrics(s, contacts, phase, gates, memory.commands)
     new_commands = resample_commands(memory.commands, memory.episode_steps, draws.command_uniforms, cfg)
-    observed = observations.observe(
-        contract, cfg.observations.critic, s,
-        commands=new_commands, last_action=memory.actions,
-        phase_input=clock.phase_input(phase, new_commands, cfg.clock), default_pose=default_pose,
-        noise=draws.frame_noise, domain=domain, contact_history=contacts.history,
-        foot_contact=contacts.foot, wheel_contact=contacts.wheel, history=memory.history, fresh=None,
-    )
+    observed = observe_memory(contract, cfg, s, memory._replace(commands=new_commands, contacts=contacts), phase,
+                              draws.frame_noise, domain, default_pose, fresh=None)
     return Transition(
-        contacts=contacts, phase=phase, gates=gates, breakdown=breakdown,
+        contacts=contacts, gates=gates, breakdown=breakdown,
         episode_sums=memory.episode_sums + breakdown.term_values, reasons=reasons,
         terminated=terminated, truncated=truncated, metric_table=metric_table, metrics=metrics,
         commands=new_commands, observed=observed,
