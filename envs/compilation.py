@@ -1,13 +1,11 @@
 """Optional torch.compile for the task's pure per-step functions (SimConfig.compile).
 
 On a GPU an env step is a few hundred small tensor operations, each a kernel of about 2 us of
-GPU time. Compiling the pure functions (no generators, no host reads) fuses them into a few
-kernels. Measured on an H200 (BENCHMARKS.md, 2026-11-27 fourth run) it raised env throughput by
-4-9 % at 1,024-8,192 envs (env/raw 0.81 at 8,192) for about 100 s of compiling and warm-up per
-process on a cold machine, which is why it is off by default; long GPU runs may turn it on.
-Since then the task's step and restart are one pure function each (transition.py, resets.py):
-five graphs as before, and 55 instead of 234 operators left to run eagerly per step on
-the GPU path (counted on the CPU); not yet timed on a GPU.
+GPU time. Compiling the pure functions (no generators, no host reads: the step's transition and
+the restart are one function each, transition.py and resets.py) fuses them into a few kernels:
+on an H200 142 instead of 436 launches per step and 6-7 % more env throughput at 4,096-8,192
+envs (BENCHMARKS.md, 2026-11-27 sixth run), for about 75 s of compiling and warm-up in a fresh
+process. A `paper` training iteration was not measurably faster with it, so it is off by default.
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ class SimConfig:
     decimation: int = 4  # 50 Hz policy
     episode_length_s: float = 20.0
     # torch.compile the task's per-step functions (derived state, the step's transition, the
-    # restart, observations) and MuJoCo Warp's per-step data check. On an H200 it gained 4-9 %
-    # env throughput for about 100 s of compiling (BENCHMARKS.md), before the transition and
-    # restart were single functions.
+    # restart, observations) and MuJoCo Warp's per-step data check. On an H200: 6-7 % more env
+    # throughput at 4,096-8,192 envs for about 75 s of compiling, and no measurable gain per
+    # `paper` training iteration (BENCHMARKS.md).
     compile: bool = False
     # What a reset recomputes (backends.base.Refresh): "positions" skips the all-worlds forward
     # on a GPU (the physics is the same), and sensors/torques of just-reset envs read 0 until
