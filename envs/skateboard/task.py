@@ -174,7 +174,8 @@ class SkateboardEnv:
                                  self._frame_noise())
         t = self._transition(self.reward_table, self.cfg, self.contract, s, self._memory(), draws,
                              domain=self.domain, default_pose=self.default_pose, glide_pose=self.glide_pose,
-                             free_feet=self.free_feet, max_episode_length=self.max_episode_length)
+                             free_feet=self.free_feet, max_episode_length=self.max_episode_length,
+                             broken=self.sim.unchecked_divergence())
         breakdown, metrics, reasons = t.breakdown, t.metrics, dict(t.reasons)
         sums_before = self.episode_sums
         self.contacts, self.gates, self.commands, self.episode_sums = t.contacts, t.gates, t.commands, t.episode_sums
@@ -187,20 +188,19 @@ class SkateboardEnv:
         final_observations = None
         if self.queue_resets:
             final_observations = self._finish_episodes(terminated | truncated)
-        # (each tensor once: the metrics are views of their table, proprio of the history)
-        outputs = (breakdown.groups, breakdown.term_values, t.metric_table, *dynamics_targets.values(),
-                   *_storage(self._obs), *_storage(final_observations or {}))
         # Everything above is queued without waiting for the physics; a check-in is the host
-        # synchronisation (on a GPU), so the launches overlap the simulation.
+        # synchronisation (on a GPU), so the launches overlap the simulation. Envs that diverged
+        # since the last one already earn and observe 0 (`transition`'s `broken`).
         diverged = self._diverged_envs() if check_in else None
         reasons["diverged"] = self._mask(diverged)
         if diverged is not None:
+            # (each tensor once: the metrics are views of their table, proprio of the history)
+            outputs = (breakdown.groups, breakdown.term_values, t.metric_table, *dynamics_targets.values(),
+                       *_storage(self._obs), *_storage(final_observations or {}))
             self._discard(reasons["diverged"], sums_before, outputs)
             terminated, truncated = terminated | reasons["diverged"], truncated & ~reasons["diverged"]
             if self.queue_resets:  # the backend has put them at the model defaults since
                 self._restart(reasons["diverged"])
-        elif not check_in:  # envs that diverged since the last check-in: garbage until the next
-            self._discard(self.sim.unchecked_divergence(), sums_before, outputs)
         done = terminated | truncated
         if not self.queue_resets and bool(done.any()):  # asking costs nothing on the CPU
             final_observations = self._finish_episodes(done)

@@ -109,9 +109,10 @@ def resample_commands(current: torch.Tensor, episode_steps: torch.Tensor, unifor
 
 
 def step_metrics(s: SkateState, contacts: Contacts, phase: torch.Tensor, gates: dict[str, torch.Tensor],
-                 commands: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                 commands: torch.Tensor, broken: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The values of this step the training log and `dhal eval` read: one [N, M] table (a new
-    tensor) and its columns by name ([N], or [N, 4] per foot), views of it."""
+    tensor, zero in the rows of the mask `broken`) and its columns by name ([N], or [N, 4] per
+    foot), views of it."""
     columns = {
         "board_speed": s.deck_lin_vel_b[:, 0:1],
         "base_height": s.base_pos[:, 2:3],
@@ -126,12 +127,19 @@ def step_metrics(s: SkateState, contacts: Contacts, phase: torch.Tensor, gates: 
         "yaw_rate": s.base_ang_vel_b[:, 2:3],
     }
     table = torch.cat(tuple(columns.values()), dim=-1)
+    if broken is not None:
+        table = zero_rows(table, broken)
     views, start = {}, 0
     for name, column in columns.items():
         width = column.shape[-1]
         views[name] = table[:, start:start + width] if width > 1 else table[:, start]
         start += width
     return table, views
+
+
+def zero_rows(values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """`values` [N, ...] with the rows of the mask `rows` [N] set to 0 (NaN included)."""
+    return torch.where(rows.view(-1, *(1,) * (values.ndim - 1)), 0.0, values)
 
 
 def transition(
@@ -147,8 +155,13 @@ def transition(
     glide_pose: torch.Tensor,
     free_feet: torch.Tensor,
     max_episode_length: int,
+    broken: torch.Tensor,
 ) -> Transition:
-    """The task's update for one step whose physics produced `s` (see the module docstring)."""
+    """The task's update for one step whose physics produced `s` (see the module docstring).
+    `broken` [N] bool: envs whose physics the simulator found diverged since its last check
+    (`Simulator.unchecked_divergence`). Their state may be NaN, so what they earn, measure and
+    observe this step is 0 and their episode sums stay; the check-in ends their episodes.
+    Zeroed here rather than afterwards so that the compiled graph writes each output once."""
     contacts = update_contacts(s, memory.contacts, cfg.observations)
     phase = episode_phase(memory.episode_steps, cfg)
     gates = clock.updated_gates(memory.gates, clock.phase_indicators(phase, memory.commands, cfg.clock), cfg.clock)
@@ -157,19 +170,25 @@ def transition(
         last_actions=memory.last_actions, last_joint_vel=memory.last_joint_vel, last_torques=memory.last_torques,
         wheel_contact=contacts.wheel, default_pose=default_pose, glide_pose=glide_pose, dt=cfg.control_dt,
     )
-    breakdown = table.compute(context, gates)
+    computed = table.compute(context, gates)
+    breakdown = rewards.RewardBreakdown(groups=zero_rows(computed.groups, broken),
+                                        term_values=zero_rows(computed.term_values, broken),
+                                        term_names=computed.term_names)
     reasons = terminations.check_terminations(s, cfg.terminations)
     terminated = torch.stack(tuple(reasons.values()), dim=-1).any(-1)
     truncated = (memory.episode_steps >= max_episode_length) & ~terminated
-    metric_table, metrics = step_metrics(s, contacts, phase, gates, memory.commands)
+    metric_table, metrics = step_metrics(s, contacts, phase, gates, memory.commands, broken)
     new_commands = resample_commands(memory.commands, memory.episode_steps, draws.command_uniforms, cfg)
     observed = observe_memory(contract, cfg, s, memory._replace(commands=new_commands, contacts=contacts), phase,
                               draws.frame_noise, domain, default_pose, fresh=None)
+    observed = Observed(clean_frame=zero_rows(observed.clean_frame, broken),
+                        history=zero_rows(observed.history, broken),
+                        privileged=zero_rows(observed.privileged, broken))
     return Transition(
         contacts=contacts, gates=gates, breakdown=breakdown,
         episode_sums=memory.episode_sums + breakdown.term_values, reasons=reasons,
         terminated=terminated, truncated=truncated, metric_table=metric_table, metrics=metrics,
         commands=new_commands, observed=observed,
         next_state=contract.dynamics_from_frame(observed.clean_frame),
-        next_contacts=contacts.foot[:, free_feet].float(),
+        next_contacts=zero_rows(contacts.foot[:, free_feet].float(), broken),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -45,4 +47,33 @@ def test_metrics_are_named_views_of_one_table():
     assert table is not None and all(v._base is table for v in metrics.values())
     assert metrics["marker_distance"].shape == (2, 4) and metrics["phase"].shape == (2,)
     assert torch.equal(metrics["command_vx"], env.commands[:, 0])
+    env.close()
+
+
+def test_a_broken_env_earns_measures_and_observes_zero_and_keeps_its_sums():
+    """`broken` (envs found diverged since the simulator's last check) zeroes that env's rows of
+    every output, NaN state included, and leaves the others exactly as without it."""
+    env = make_env(num_envs=3, seed=0)
+    env.step(torch.zeros(3, 12))
+    s = dataclasses.replace(env.state, base_lin_vel_b=env.state.base_lin_vel_b.clone())
+    s.base_lin_vel_b[1] = float("nan")
+    memory = env._memory()
+    draws = transition.Draws(torch.rand(3, 2), None)
+    kwargs = dict(domain=env.domain, default_pose=env.default_pose, glide_pose=env.glide_pose,
+                  free_feet=env.free_feet, max_episode_length=env.max_episode_length)
+    args = (env.reward_table, env.cfg, env.contract, s, memory, draws)
+    broken = torch.tensor([False, True, False])
+    t = transition.transition(*args, **kwargs, broken=broken)
+    plain = transition.transition(*args, **kwargs, broken=torch.zeros(3, dtype=torch.bool))
+    outputs = {"groups": (t.breakdown.groups, plain.breakdown.groups),
+               "terms": (t.breakdown.term_values, plain.breakdown.term_values),
+               "metrics": (t.metric_table, plain.metric_table), "history": (t.observed.history, plain.observed.history),
+               "privileged": (t.observed.privileged, plain.observed.privileged),
+               "next_state": (t.next_state, plain.next_state), "next_contacts": (t.next_contacts, plain.next_contacts)}
+    for name, (zeroed, unmasked) in outputs.items():
+        assert zeroed[1].eq(0).all(), name
+        assert torch.equal(zeroed[[0, 2]], unmasked[[0, 2]]), name
+    assert not torch.isfinite(plain.breakdown.groups[1]).all()  # the NaN did reach the rewards
+    assert torch.equal(t.episode_sums[1], memory.episode_sums[1])
+    assert all(v._base is t.metric_table for v in t.metrics.values())
     env.close()
