@@ -83,18 +83,40 @@ def action_scale_of(cfg: Any) -> float:
     return float(getattr(action, "scale", 1.0))
 
 
-class _PhysicsClock:
-    """Wraps a simulator's `step` and adds up the seconds spent inside it."""
+class PhysicsClock:
+    """Wraps a simulator's `step` and adds up the time spent inside it. On the CPU a step returns
+    when its work is done, so that is host time. On a GPU it returns as soon as the work is
+    queued, so each call is bracketed by CUDA events on torch's current stream (MuJoCo Warp's
+    blocking stream is ordered with torch's default stream) and `seconds` is the device time
+    between them; read it after synchronising."""
 
-    def __init__(self, step: Callable[..., Any]) -> None:
-        self.inner, self.seconds = step, 0.0
+    def __init__(self, step: Callable[..., Any], device: torch.device | str) -> None:
+        self.inner = step
+        self._on_gpu = torch.device(device).type == "cuda"
+        self._host_seconds = 0.0
+        self._events: list[tuple[Any, Any]] = []
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._on_gpu:
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            begin.record()
+            try:
+                return self.inner(*args, **kwargs)
+            finally:
+                end.record()
+                self._events.append((begin, end))
         start = time.perf_counter()
         try:
             return self.inner(*args, **kwargs)
         finally:
-            self.seconds += time.perf_counter() - start
+            self._host_seconds += time.perf_counter() - start
+
+    def reset(self) -> None:
+        self._host_seconds, self._events = 0.0, []
+
+    @property
+    def seconds(self) -> float:
+        return self._host_seconds + sum(begin.elapsed_time(end) for begin, end in self._events) / 1e3
 
 
 def measure_env_throughput(env: BatchedEnv, seconds: float, warmup_steps: int, seed: int = 0) -> EnvThroughput:
@@ -109,19 +131,22 @@ def measure_env_throughput(env: BatchedEnv, seconds: float, warmup_steps: int, s
     sim = getattr(env, "sim", None)
     clock = None
     if sim is not None:
-        clock = _PhysicsClock(sim.step)
+        clock = PhysicsClock(sim.step, env.device)
         sim.step = clock
     try:
         with torch.inference_mode():  # as in a learner's rollout
             for step in range(warmup_steps):
                 env.step(bank[step % ACTION_BANK_SIZE])
             if clock is not None:
-                clock.seconds = 0.0
+                clock.reset()
             steps = 0
             start = time.perf_counter()
             while (elapsed := time.perf_counter() - start) < seconds:
                 env.step(bank[steps % ACTION_BANK_SIZE])
                 steps += 1
+            if env.device.type == "cuda":  # what was queued is part of the run, and the clock reads events
+                torch.cuda.synchronize(env.device)
+                elapsed = time.perf_counter() - start
     finally:
         if sim is not None:
             del sim.step  # back to the class's method

@@ -18,7 +18,10 @@ For each number of envs N:
   step launches, counted on the CPU), "compiled" (sim.compile; 1-2 min of compiling on a cold
   machine) and "gpu_compiled" (both); --njmax/--nconmax
   size the env's buffers too (sim.njmax / sim.nconmax), so env and raw step the same buffers;
-and the ratios to raw (the project's goal for env/raw is >= 0.8). Each measurement is time-boxed
+and the ratios to raw (the project's goal for env/raw is >= 0.8), and each env variant's ratio to
+its own physics (<variant>_over_physics: the device time inside the simulator's step in the same
+run, as `dhal bench env` measures on the CPU; the raw stepping's robots stand at the keyframe
+with nominal parameters, the env's are randomised, reset and fall). Each measurement is time-boxed
 (--seconds); a size whose measurements no longer fit the --deadline is skipped. Results are
 printed as a table and written as JSON to $OUT/gpu_bench.json (or --json).
 
@@ -223,12 +226,16 @@ def measure_env(task: str, n: int, device: str, seconds: float, warmup: int, var
     """Env control steps/s of one variant (VARIANTS); keys are prefixed "<variant>_"."""
     import torch
 
+    from dhal.commands.bench_env import PhysicsClock
     from dhal.envs.registry import make_env
 
     t = time.perf_counter()
     env = make_env(task=task, num_envs=n, backend="mujoco_warp", device=device,
                    overrides=env_overrides(variant, buffers or {}))
     build_s = time.perf_counter() - t
+    # the same run's time inside the simulator's step: this workload's own physics (the raw
+    # stepping runs its robots from the keyframe, without resets or randomised parameters)
+    clock = env.sim.step = PhysicsClock(env.sim.step, env.device)
     try:
         gen = torch.Generator(device=env.device).manual_seed(0)
         # The raw side's workload: joint targets = default pose + N(0, 0.1 rad), as in `dhal bench env`.
@@ -243,6 +250,7 @@ def measure_env(task: str, n: int, device: str, seconds: float, warmup: int, var
                 env.step(bank[i % 16])
             sync(device)
             warmup_s = time.perf_counter() - t
+            clock.reset()
             steps, dones = 0, 0
             start = time.perf_counter()
             while (elapsed := time.perf_counter() - start) < seconds:
@@ -260,11 +268,15 @@ def measure_env(task: str, n: int, device: str, seconds: float, warmup: int, var
             f"{prefix}build_s": build_s,
             f"{prefix}warmup_s": warmup_s,  # includes compiling
             f"{prefix}done_fraction_sampled": dones / max(1, (steps // 50) * n),
+            # env steps over the steps its own physics alone would make in that time
+            f"{prefix}over_physics": clock.seconds / elapsed,
+            f"{prefix}physics_control_steps_per_s": n * steps / clock.seconds,
             "decimation": int(env.cfg.sim.decimation),
             f"{prefix}warnings": sim.warning_counts() if sim is not None else {},
             "scene": str(env.cfg.scene),
         }
     finally:
+        del env.sim.step  # back to the class's method
         env.close()
         del env
 
@@ -378,8 +390,10 @@ def measure_size(row: dict, n: int, args: argparse.Namespace, xml: Path, kw: dic
                 traceback.print_exc()
                 continue
             runs[variant].append((measured, raw))
-            log(f"N={n}: {variant} {measured[key]:,.0f} control steps/s, ratio to raw {measured[key] / raw:.2f} "
-                f"(build {measured[f'{variant}_build_s']:.1f}s, warm-up {measured[f'{variant}_warmup_s']:.1f}s)")
+            log(f"N={n}: {variant} {measured[key]:,.0f} control steps/s, ratio to raw {measured[key] / raw:.2f}, "
+                f"to its own physics {measured[f'{variant}_over_physics']:.2f} (which alone makes "
+                f"{measured[f'{variant}_physics_control_steps_per_s']:,.0f}; build {measured[f'{variant}_build_s']:.1f}s, "
+                f"warm-up {measured[f'{variant}_warmup_s']:.1f}s)")
     row["raw_control_steps_per_s"] = median(raws)
     row["raw_physics_steps_per_s"] = row["raw_control_steps_per_s"] * decimation
     for variant, done in runs.items():
@@ -389,6 +403,8 @@ def measure_size(row: dict, n: int, args: argparse.Namespace, xml: Path, kw: dic
         row.update(done[0][0])  # builds, warnings, the first round's warm-up (compiles)
         row[key] = median(m[key] for m, _ in done)
         row[f"{variant}_over_raw"] = row[key] / row["raw_control_steps_per_s"]
+        for own in ("over_physics", "physics_control_steps_per_s"):
+            row[f"{variant}_{own}"] = median(m[f"{variant}_{own}"] for m, _ in done)
         if args.rounds > 1:
             row[f"{variant}_over_raw_rounds"] = [m[key] / raw for m, raw in done]
 
@@ -507,6 +523,12 @@ def main(argv: list[str] | None = None) -> int:
             if rounds:
                 print(f"{r['num_envs']:>6} " + "  ".join(
                     f"{v} {' '.join(f'{x:.2f}' for x in values)}" for v, values in rounds.items()))
+    print("\nenv over its own physics (time inside the simulator's step, same run; physics alone ctrl/s):")
+    for r in payload["results"]:
+        own = {v: (r[f"{v}_over_physics"], r[f"{v}_physics_control_steps_per_s"])
+               for v in args.variants if f"{v}_over_physics" in r}
+        if own:
+            print(f"{r['num_envs']:>6} " + "  ".join(f"{v} {x:.2f} ({p:,.0f})" for v, (x, p) in own.items()))
     print(f"\nwrote {json_path} (total {payload['total_s']:.0f}s)", flush=True)
     return 0 if all(not any(k.endswith("error") for k in r) for r in payload["results"]) else 1
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,3 +160,29 @@ def test_physics_clock_times_only_the_simulator_step(make_counter_env):
     assert run.physics_steps_per_s > run.env_steps_per_s
     assert 0.3 < run.env_steps_per_s / run.physics_steps_per_s < 0.7  # about half the time is physics
     assert "step" not in vars(env.sim)  # the clock was removed again
+
+
+def test_physics_clock_adds_up_host_time_on_the_cpu_and_starts_over_on_reset(monkeypatch):
+    ticks = iter(range(100))
+    monkeypatch.setattr(bench_env.time, "perf_counter", lambda: float(next(ticks)))
+    calls = []
+    clock = bench_env.PhysicsClock(lambda *a, **k: calls.append((a, k)) or "done", "cpu")
+    assert clock(1, x=2) == "done" and calls == [((1,), {"x": 2})]  # passes arguments and result through
+    clock()
+    assert clock.seconds == 2.0  # each call: one tick between its two readings
+    clock.reset()
+    assert clock.seconds == 0.0
+    clock()
+    assert clock.seconds == 1.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_physics_clock_on_a_gpu_times_the_queued_work_not_the_launch():
+    x = torch.randn(4096, 4096, device="cuda")
+    clock = bench_env.PhysicsClock(lambda: [x @ x for _ in range(20)], "cuda")
+    start = time.perf_counter()
+    clock()
+    launched = time.perf_counter() - start
+    torch.cuda.synchronize()
+    assert clock.seconds > 0 and len(clock._events) == 1
+    assert clock.seconds > launched  # 20 large matmuls outlast queueing them

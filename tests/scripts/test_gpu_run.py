@@ -38,6 +38,9 @@ def test_run_sh_benchmarks_trains_evaluates_and_packs_on_cpu_warp(tmp_path: Path
     for variant in ("env", "checked", "asking", "noreset"):
         assert row[f"{variant}_control_steps_per_s"] > 0 and row[f"{variant}_over_raw"] > 0, variant
         assert len(row[f"{variant}_over_raw_rounds"]) == 2, variant  # two alternating rounds
+        # the env's own physics is part of its time, so it alone runs faster than the env
+        assert 0 < row[f"{variant}_over_physics"] < 1, variant
+        assert row[f"{variant}_physics_control_steps_per_s"] > row[f"{variant}_control_steps_per_s"], variant
     assert bench["parity"]["parity_ok"]
     log = (out / "gpu_bench.log").read_text()
     assert "evaluation budget cut to" in log and "(CALL_LIMIT=400s)" in log
