@@ -31,6 +31,7 @@ subpackages are symlinks inside the repo) imports from the checkout.
     python scripts/gpu/bench_gpu.py                                   # cuda, N = 1024 4096 8192
     python scripts/gpu/bench_gpu.py --device cpu --sizes 4 --seconds 2   # CPU Warp smoke test
     python scripts/gpu/bench_gpu.py --sizes 4096 --profile-steps 20     # + where an env step spends its time
+                                        # (step_profile.py: gpu_profile.txt, gpu_trace_<variant>.json.gz)
     python scripts/gpu/bench_gpu.py --rounds 3 --seconds 3               # medians of 3 alternating rounds
 """
 
@@ -47,8 +48,11 @@ import traceback
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for _path in (REPO, Path(__file__).resolve().parent):  # dhal, and step_profile beside this script
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from step_profile import profile_env, sync  # noqa: E402 - needs the path above
 
 T0 = time.perf_counter()
 
@@ -81,15 +85,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.rounds < 1:
         p.error(f"--rounds must be >= 1, got {args.rounds}")
     return args
-
-
-def sync(device: str) -> None:
-    import torch
-    import warp as wp
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    wp.synchronize()
 
 
 def environment_info(device: str) -> dict:
@@ -281,81 +276,6 @@ def measure_env(task: str, n: int, device: str, seconds: float, warmup: int, var
         del env
 
 
-# operators that make no kernel of their own (views, metadata, allocation, dtype/device no-ops)
-NO_KERNEL = frozenset(f"aten::{name}" for name in (
-    "view", "slice", "select", "unsqueeze", "squeeze", "as_strided", "expand", "expand_as", "t", "transpose",
-    "permute", "narrow", "alias", "detach", "_reshape_alias", "unbind", "split", "split_with_sizes", "chunk",
-    "reshape", "flatten", "unflatten", "view_as", "lift_fresh", "_unsafe_view", "to", "contiguous", "empty",
-    "empty_like", "empty_strided", "result_type", "item", "_local_scalar_dense", "resolve_conj", "resolve_neg"))
-
-
-def operator_counts(events) -> tuple[int, int]:
-    """(aten operators called from Python, those of them that compute and run outside a compiled
-    graph). The second is the kernels the task layer launches one by one on a GPU, countable on
-    the CPU too (there torch.profiler sees no kernel launches)."""
-    top, eager = 0, 0
-    for e in events:
-        if not e.name.startswith("aten::"):
-            continue
-        ancestors, parent = [], e.cpu_parent
-        while parent is not None:
-            ancestors.append(parent.name)
-            parent = parent.cpu_parent
-        if any(name.startswith("aten::") for name in ancestors):
-            continue  # called by another operator
-        top += 1
-        compiled = any("Compiled" in name for name in ancestors)
-        eager += not compiled and e.name not in NO_KERNEL
-    return top, eager
-
-
-def profile_env(task: str, n: int, device: str, steps: int, path: Path, variant: str,
-                buffers: dict | None = None) -> dict:
-    """Where an env step's time goes: operators by self device time and by host time, and the
-    host synchronisations (each one stalls the launch queue). For the env/raw gap on the GPU."""
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
-    from dhal.envs.registry import make_env
-
-    env = make_env(task=task, num_envs=n, backend="mujoco_warp", device=device,
-                   overrides=env_overrides(variant, buffers or {}))
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
-    try:
-        # the benchmark's workload (falls, so resets happen), from a fixed draw
-        gen = torch.Generator(device=env.device).manual_seed(0)
-        actions = (0.4 * torch.randn((n, env.num_actions), generator=gen, device=env.device)).clamp(-3, 3)
-        with torch.inference_mode():
-            for i in range(5):
-                if i == 1 and variant != "noreset":  # the reset path warm before profiling
-                    env.episode_length_buf[0] = env.max_episode_length - 1
-                env.step(actions)
-            sync(device)
-            with profile(activities=activities) as prof:
-                for _ in range(steps):
-                    env.step(actions)
-                sync(device)
-    finally:
-        env.close()
-    events = prof.key_averages()
-    sort_device = "self_cuda_time_total" if device.startswith("cuda") else "self_cpu_time_total"
-    sync_names = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaMemcpy", "cudaMemcpyAsync",
-                  "aten::item", "aten::_local_scalar_dense", "aten::nonzero")
-    syncs = {e.key: e.count / steps for e in events if e.key in sync_names}
-    launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel")) / steps
-    top_ops, eager_ops = operator_counts(prof.events())
-    top_ops, eager_ops = top_ops / steps, eager_ops / steps
-    with path.open("a") as f:
-        f.write(f"==== {steps} env steps, N={n}, {device}, {variant}\n")
-        f.write(f"per step: {top_ops:.0f} aten operators called from Python, {eager_ops:.0f} of them computing "
-                f"outside compiled graphs, {launches:.0f} kernel launches; possible host syncs {syncs}\n\n")
-        f.write(events.table(sort_by=sort_device, row_limit=40) + "\n\n")
-        f.write(events.table(sort_by="cpu_time_total", row_limit=40) + "\n")
-    return {"profile_steps": steps, "num_envs": n, "variant": variant, "kernel_launches_per_step": launches,
-            "host_syncs_per_step": syncs, "aten_ops_per_step": top_ops, "eager_compute_ops_per_step": eager_ops,
-            "profile_path": str(path)}
-
-
 def measure_size(row: dict, n: int, args: argparse.Namespace, xml: Path, kw: dict, decimation: int,
                  sim_seconds: float) -> None:
     """Raw stepping and each variant at n envs, args.rounds times in turn, into `row`: medians over
@@ -490,9 +410,15 @@ def main(argv: list[str] | None = None) -> int:
             key = f"profile_{variant}"
             log(f"N={n}: profiling {args.profile_steps} env steps ({variant}) ...")
             try:
-                payload[key] = profile_env(args.task, n, device, args.profile_steps, profile_path, variant, kw)
+                payload[key] = profile_env(args.task, n, device, args.profile_steps, profile_path, variant,
+                                           env_overrides(variant, kw))
                 log(f"{key}: {payload[key]['kernel_launches_per_step']:.0f} kernel launches per step, "
                     f"syncs {payload[key]['host_syncs_per_step']}")
+                gaps = payload[key].get("device_gaps")
+                if gaps:  # on a GPU: how long it waited for the host, and for what
+                    log(f"{key}: device busy {gaps['busy_fraction']:.0%} of {gaps['window_us_per_step']:.0f} us "
+                        f"per step (profiled), idle {gaps['idle_us_per_step']:.0f} us; waited most for "
+                        + "; ".join(f"{w['next'][:40]} {w['idle_us_per_step']:.0f} us" for w in gaps["waited_for"][:4]))
             except Exception as err:  # noqa: BLE001 - the table above is still worth bringing back
                 payload[key] = {"error": f"{type(err).__name__}: {err}"}
                 log(f"{key} FAILED: {payload[key]['error']}")

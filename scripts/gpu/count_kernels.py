@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     from torch._inductor import metrics
     from torch.profiler import profile
 
-    from bench_gpu import VARIANTS, operator_counts
+    from bench_gpu import VARIANTS
+    from step_profile import operator_counts
     from dhal.envs import compilation
     from dhal.envs.registry import make_env
 

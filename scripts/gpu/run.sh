@@ -17,7 +17,8 @@
 # "sim.compile=True", are its env overrides) and `dhal eval` of its
 # checkpoint (EVAL_EPISODES, default 64; at most EVAL_BUDGET seconds, default 120). Results in $OUT (default ./gpu_out): gpu_bench.json,
 # gpu_bench.log, results.tar (eval/ with eval.json and plots, the run's config.json,
-# train_gpu.json, training.png, gpu_profile.txt, the TensorBoard events) and the checkpoint in
+# train_gpu.json, training.png, gpu_profile.txt and gpu_trace_<variant>.json.gz (Chrome traces of
+# the profiled steps, for chrome://tracing or Perfetto), the TensorBoard events) and the checkpoint in
 # parts, model_<k>.pt.part-aa, -ab, ...
 # Compiling MuJoCo Warp's kernels takes over two minutes of a cold machine. Unless the --stage
 # call carried them, the compiled kernels come back as $OUT/warp_kernels.tar.xz.part-aa, -ab (about
@@ -117,10 +118,12 @@ install_packages() {
   # At most 8 files of 16 MB come back from the machine: the small results in one tar, the
   # checkpoint (45 MB at paper sizes) in 15 MB parts (cat model_*.pt.part-* > model.pt). Packed
   # before the evaluation, so a call that runs out of time still brings the training back.
-  cp "$OUT/gpu_profile.txt" "$run_dir/" 2>/dev/null && rm -f "$OUT/gpu_profile.txt"
+  for f in "$OUT"/gpu_profile.txt "$OUT"/gpu_trace_*.json.gz; do  # the profile and its Chrome traces
+    [ -e "$f" ] && mv "$f" "$run_dir/"
+  done
   pack() {
-    (cd "$run_dir" && tar -cf "$OUT/results.tar" --ignore-failed-read config.json train_gpu.json training.png \
-      gpu_profile.txt events.out.tfevents.* "$@")
+    (cd "$run_dir" && shopt -s nullglob && tar -cf "$OUT/results.tar" --ignore-failed-read config.json \
+      train_gpu.json training.png gpu_profile*.txt gpu_trace_*.json.gz events.out.tfevents.* "$@")
   }
   pack
   checkpoint=$(ls -t "$run_dir"/model_*.pt 2>/dev/null | head -1)

@@ -11,12 +11,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def load_bench_gpu():
-    spec = importlib.util.spec_from_file_location("bench_gpu_under_test", REPO / "scripts/gpu/bench_gpu.py")
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"{name}_under_test", REPO / f"scripts/gpu/{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_bench_gpu():
+    return load_script("bench_gpu")
 
 
 def test_the_env_gets_the_buffers_the_raw_stepping_gets():
@@ -36,7 +40,7 @@ def test_operator_counts_tell_eager_kernels_from_compiled_graphs_and_views():
     import torch
     from torch.profiler import profile
 
-    bench = load_bench_gpu()
+    profiling = load_script("step_profile")
     fused = torch.compile(lambda x: (x * 2.0 + 1.0).sin(), fullgraph=True)
     x = torch.randn(8)
     fused(x)  # compiled before profiling
@@ -45,6 +49,39 @@ def test_operator_counts_tell_eager_kernels_from_compiled_graphs_and_views():
         y.add(1.0)  # one eager kernel
         fused(x)  # one compiled graph: its work is not eager
         x.sum()  # another eager kernel
-    top, eager = bench.operator_counts(prof.events())
+    top, eager = profiling.operator_counts(prof.events())
     assert eager == 2
     assert top >= 3  # the view, add and sum at least
+
+
+def test_device_gaps_merge_overlaps_and_name_what_the_device_waited_for():
+    profiling = load_script("step_profile")
+    intervals = [  # (start us, end us, name), two steps
+        (0, 10, "physics"), (5, 12, "copy"),  # overlapping: busy 0-12
+        (20, 30, "transition"),  # an 8 us gap before it
+        (30, 40, "physics"),  # back to back: no gap
+        (43, 50, "transition"),  # 3 us: idle, but under the 5 us threshold
+        (60, 80, "transition"),  # 10 us
+    ]
+    gaps = profiling.device_gaps(intervals, steps=2)
+    assert gaps["window_us_per_step"] == 40.0  # 0-80 over two steps
+    assert gaps["idle_us_per_step"] == (8 + 3 + 10) / 2
+    assert gaps["busy_fraction"] == (80 - 21) / 80
+    assert gaps["gaps_over_5us_per_step"] == 1.0
+    assert gaps["waited_for"] == [{"next": "transition", "gaps_per_step": 1.0, "idle_us_per_step": 9.0}]
+    assert profiling.device_gaps([], steps=1) == {}
+
+
+def test_device_intervals_keep_only_device_events():
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+
+    profiling = load_script("step_profile")
+
+    def event(name, device, start, end):
+        return SimpleNamespace(name=name, device_type=device, time_range=SimpleNamespace(start=start, end=end))
+
+    events = [event("aten::add", DeviceType.CPU, 0, 5), event("kernel", DeviceType.CUDA, 1, 4),
+              event("empty", DeviceType.CUDA, 6, 6)]
+    assert profiling.device_intervals(events) == [(1, 4, "kernel")]

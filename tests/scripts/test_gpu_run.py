@@ -3,6 +3,7 @@ session gets one or two tries, so the script must not be first run there."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -47,6 +48,9 @@ def test_run_sh_benchmarks_trains_evaluates_and_packs_on_cpu_warp(tmp_path: Path
     with tarfile.open(out / "results.tar") as tar:
         names = set(tar.getnames())
         assert {"config.json", "train_gpu.json", "training.png", "gpu_profile.txt", "eval/eval.json"} <= names
+        assert {f"gpu_trace_{v}.json.gz" for v in ("env", "checked", "asking", "noreset")} <= names
+        trace = json.loads(gzip.decompress(tar.extractfile("gpu_trace_env.json.gz").read()))  # type: ignore[union-attr]
+        assert any(e.get("name", "").startswith("aten::") for e in trace["traceEvents"])
         summary = json.load(tar.extractfile("train_gpu.json"))  # type: ignore[arg-type]
         config = json.load(tar.extractfile("config.json"))  # type: ignore[arg-type]
     assert config["env"]["overrides"] == {"sim.check_every": 2}
