@@ -19,15 +19,22 @@ F = TypeVar("F", bound=Callable)
 
 
 def maybe_compile(fn: F, enabled: bool) -> F:
-    """`fn` compiled for any batch size (one compilation serves every number of envs), or `fn`.
-    fullgraph: a construct that would split the graph is an error here, not a silent slowdown.
+    """`fn` compiled, or `fn`. fullgraph: a construct that would split the graph is an error here,
+    not a silent slowdown.
+
+    Shapes are static at first (dynamo's default: a second batch size in the process compiles
+    once more, with the sizes dynamic). Compiling with dynamic=True instead made every float the
+    function reads from the config a graph input: each call boxed and guarded about thirty of
+    them, and on a GPU inductor read each back to the host for its kernels (88 `item` calls per
+    step on an H200). Without it dynamo's host time per step of the GPU path halved on CPU Warp
+    (guards and input boxing 1.10 -> 0.53 ms, profiled; BENCHMARKS.md).
 
     The first call runs eagerly: constants built lazily on first use (the contract's scale and
     noise vectors, the rotation table of quat_to_rpy) then exist before dynamo traces, so its
     guards on those caches hold and do not force a second compilation."""
     if not enabled:
         return fn
-    compiled = torch.compile(fn, dynamic=True, fullgraph=True)
+    compiled = torch.compile(fn, fullgraph=True)
     calls = 0
 
     @functools.wraps(fn)

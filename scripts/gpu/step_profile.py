@@ -23,6 +23,7 @@ NO_KERNEL = frozenset(f"aten::{name}" for name in (
     "reshape", "flatten", "unflatten", "view_as", "lift_fresh", "_unsafe_view", "to", "contiguous", "empty",
     "empty_like", "empty_strided", "result_type", "item", "_local_scalar_dense", "resolve_conj", "resolve_neg"))
 
+DYNAMO_ENTRY = ("TorchDynamo Cache Lookup", "Pregraph bytecode")
 SYNC_NAMES = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaMemcpy", "cudaMemcpyAsync",
               "aten::item", "aten::_local_scalar_dense", "aten::nonzero")
 
@@ -135,9 +136,11 @@ def profile_env(task: str, n: int, device: str, steps: int, path: Path, variant:
     launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel")) / steps
     top_ops, eager_ops = operator_counts(prof.events())
     top_ops, eager_ops = top_ops / steps, eager_ops / steps
+    # host time dynamo spends per step choosing and entering compiled graphs (guards, boxing inputs)
+    dynamo_us = sum(e.cpu_time_total for e in events if e.key in DYNAMO_ENTRY) / steps
     result = {"profile_steps": steps, "num_envs": n, "variant": variant, "kernel_launches_per_step": launches,
               "host_syncs_per_step": syncs, "aten_ops_per_step": top_ops, "eager_compute_ops_per_step": eager_ops,
-              "profile_path": str(path)}
+              "dynamo_entry_host_us_per_step": dynamo_us, "profile_path": str(path)}
     if on_gpu:
         result["device_gaps"] = device_gaps(device_intervals(prof.events()), steps)
     trace = path.with_name(f"gpu_trace_{variant}.json.gz")
@@ -151,7 +154,8 @@ def profile_env(task: str, n: int, device: str, steps: int, path: Path, variant:
     with path.open("a") as f:
         f.write(f"==== {steps} env steps, N={n}, {device}, {variant}\n")
         f.write(f"per step: {top_ops:.0f} aten operators called from Python, {eager_ops:.0f} of them computing "
-                f"outside compiled graphs, {launches:.0f} kernel launches; possible host syncs {syncs}\n")
+                f"outside compiled graphs, {launches:.0f} kernel launches, {dynamo_us:.0f} us of dynamo's guards and "
+                f"input boxing; possible host syncs {syncs}\n")
         if "device_gaps" in result:
             f.write(f"device gaps: {result['device_gaps']}\n")
         f.write("\n" + events.table(sort_by=sort_device, row_limit=40) + "\n\n")

@@ -227,6 +227,25 @@ def test_the_compiled_step_matches_the_eager_one(path):
     assert counters["stats"]["unique_graphs"] == (5 if compiled.queue_resets else 4)
 
 
+def test_a_second_number_of_envs_in_one_process_compiles_again_and_still_matches():
+    """Compiled shapes start static (floats from the config stay constants); an env of another
+    size in the same process gets its own compilation, not the first one's sizes."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    for n in (2, 4):
+        eager, compiled = (make_env(num_envs=n, seed=1, overrides={"sim.compile": flag}) for flag in (False, True))
+        for _ in range(3):  # a first call runs eagerly
+            actions = torch.full((n, 12), 0.3)
+            a, b = eager.step(actions), compiled.step(actions)
+            assert torch.allclose(a.reward, b.reward, atol=1e-6)
+            for key in a.observations:
+                assert torch.allclose(a.observations[key], b.observations[key], atol=1e-5), key
+        graphs = counters["stats"]["unique_graphs"]
+        assert graphs == (2 if n == 2 else 4)  # derived state and transition (no reset), then both again
+
+
 @pytest.mark.parametrize("backend", ["mujoco_batch", "mujoco_warp"])
 def test_positions_only_resets_change_no_observation_or_reward(backend):
     """sim.reset_refresh="positions" (the GPU's cheap reset) against a full forward, through a
