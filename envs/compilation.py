@@ -26,8 +26,9 @@ def maybe_compile(fn: F, enabled: bool) -> F:
     once more, with the sizes dynamic). Compiling with dynamic=True instead made every float the
     function reads from the config a graph input: each call boxed and guarded about thirty of
     them, and on a GPU inductor passes them to its kernels as host scalars (most likely the 88
-    `item` calls per step an H200 profile counted). Without it dynamo's host time per step of the GPU path halved on CPU Warp
-    (guards and input boxing 1.10 -> 0.53 ms, profiled; BENCHMARKS.md).
+    `item` calls per step an H200 profile counted). Without it dynamo's host time per step of
+    the GPU path halved on CPU Warp (guards and input boxing 1.10 -> 0.53 ms, profiled;
+    BENCHMARKS.md).
 
     The first call runs eagerly: constants built lazily on first use (the contract's scale and
     noise vectors, the rotation table of quat_to_rpy) then exist before dynamo traces, so its
