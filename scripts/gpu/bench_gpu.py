@@ -16,7 +16,8 @@ For each number of envs N:
   check-in every step: as measured in 2026-11-27's first run), "sparse" (a check-in every 50
   steps), "gpu" (the CUDA defaults on any device: with --device cpu --profile-steps, what a GPU
   step launches, counted on the CPU), "compiled" (sim.compile; 1-2 min of compiling on a cold
-  machine) and "gpu_compiled" (both); --njmax/--nconmax
+  machine, again for every size: each is compiled for its own static shapes, as a training
+  process would be) and "gpu_compiled" (both); --njmax/--nconmax
   size the env's buffers too (sim.njmax / sim.nconmax), so env and raw step the same buffers;
 and the ratios to raw (the project's goal for env/raw is >= 0.8), and each env variant's ratio to
 its own physics (<variant>_over_physics: the device time inside the simulator's step in the same
@@ -282,8 +283,14 @@ def measure_size(row: dict, n: int, args: argparse.Namespace, xml: Path, kw: dic
     the rounds, each round's variant/raw ratio beside them when there are several."""
     from statistics import median
 
+    import torch
+
     from dhal.envs.backends.warp_raw import raw_step_throughput_warp
 
+    if any(VARIANTS[v].get("sim.compile") for v in args.variants):
+        # As in a training process, which has one number of envs: compiled for this size's static
+        # shapes, not for the dynamic ones dynamo switches to when a second size comes.
+        torch._dynamo.reset()
     raws: list[float] = []
     runs: dict[str, list[tuple[dict, float]]] = {v: [] for v in args.variants}
     for r in range(args.rounds):
