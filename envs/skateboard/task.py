@@ -190,7 +190,8 @@ class SkateboardEnv:
             final_observations = self._finish_episodes(terminated | truncated)
         # Everything above is queued without waiting for the physics; a check-in is the host
         # synchronisation (on a GPU), so the launches overlap the simulation. Envs that diverged
-        # since the last one already earn and observe 0 (`transition`'s `broken`).
+        # since the last one already earn and observe 0 (`transition`'s `broken`), unless this
+        # step's queued restart gave them a fresh start and its observations.
         diverged = self._diverged_envs() if check_in else None
         reasons["diverged"] = self._mask(diverged)
         if diverged is not None:
