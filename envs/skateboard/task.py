@@ -284,7 +284,7 @@ class SkateboardEnv:
         self.episode_sums = torch.where(rows, sums_before, self.episode_sums)
         self._ended_sums = torch.where(rows, sums_before, self._ended_sums)
         for values in outputs:
-            values.masked_fill_(diverged.view(-1, *(1,) * (values.ndim - 1)), 0.0)
+            values.masked_fill_(transition.row_mask(diverged, values), 0.0)
 
     def _memory(self) -> Memory:
         return Memory(

@@ -109,7 +109,7 @@ def resample_commands(current: torch.Tensor, episode_steps: torch.Tensor, unifor
 
 
 def step_metrics(s: SkateState, contacts: Contacts, phase: torch.Tensor, gates: dict[str, torch.Tensor],
-                 commands: torch.Tensor, broken: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                 commands: torch.Tensor, broken: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The values of this step the training log and `dhal eval` read: one [N, M] table (a new
     tensor, zero in the rows of the mask `broken`) and its columns by name ([N], or [N, 4] per
     foot), views of it."""
@@ -126,9 +126,7 @@ def step_metrics(s: SkateState, contacts: Contacts, phase: torch.Tensor, gates: 
         "command_yaw_rate": commands[:, 2:3],
         "yaw_rate": s.base_ang_vel_b[:, 2:3],
     }
-    table = torch.cat(tuple(columns.values()), dim=-1)
-    if broken is not None:
-        table = zero_rows(table, broken)
+    table = zero_rows(torch.cat(tuple(columns.values()), dim=-1), broken)
     views, start = {}, 0
     for name, column in columns.items():
         width = column.shape[-1]
@@ -137,9 +135,14 @@ def step_metrics(s: SkateState, contacts: Contacts, phase: torch.Tensor, gates: 
     return table, views
 
 
+def row_mask(rows: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """The mask `rows` [N] shaped to pick whole rows of `values` [N, ...]."""
+    return rows.view(-1, *(1,) * (values.ndim - 1))
+
+
 def zero_rows(values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """`values` [N, ...] with the rows of the mask `rows` [N] set to 0 (NaN included)."""
-    return torch.where(rows.view(-1, *(1,) * (values.ndim - 1)), 0.0, values)
+    return torch.where(row_mask(rows, values), 0.0, values)
 
 
 def transition(
