@@ -162,6 +162,7 @@ def check_parity(xml: Path, device: str, kw: dict) -> dict:
 def measure_sim(xml: Path, n: int, device: str, decimation: int, seconds: float, kw: dict) -> dict:
     import torch
 
+    from dhal.commands.bench_env import ACTION_BANK_SIZE, TARGET_NOISE_RAD
     from dhal.envs.backends.mujoco_warp import MujocoWarpSimulator
 
     sim = MujocoWarpSimulator(xml, n, device=device, **kw)
@@ -172,7 +173,7 @@ def measure_sim(xml: Path, n: int, device: str, decimation: int, seconds: float,
         sim.set_state(ids, key.to(sim.device), torch.zeros(info.nv, device=sim.device))
         gen = torch.Generator(device=sim.device).manual_seed(0)
         ctrl0 = torch.as_tensor(sim.model.key_ctrl[0], dtype=torch.float32, device=sim.device)
-        bank = ctrl0 + 0.1 * torch.randn((16, n, info.nu), generator=gen, device=sim.device)
+        bank = ctrl0 + TARGET_NOISE_RAD * torch.randn((ACTION_BANK_SIZE, n, info.nu), generator=gen, device=sim.device)
         for i in range(3):
             sim.step(bank[i], decimation)
         sync(device)
@@ -180,7 +181,7 @@ def measure_sim(xml: Path, n: int, device: str, decimation: int, seconds: float,
         start = time.perf_counter()
         while (elapsed := time.perf_counter() - start) < seconds:
             try:
-                sim.step(bank[calls % 16], decimation)
+                sim.step(bank[calls % ACTION_BANK_SIZE], decimation)
             except Exception as err:  # noqa: BLE001 - SimulationDiverged: count, keep going
                 if type(err).__name__ != "SimulationDiverged":
                     raise
@@ -222,7 +223,7 @@ def measure_env(task: str, n: int, device: str, seconds: float, warmup: int, var
     """Env control steps/s of one variant (VARIANTS); keys are prefixed "<variant>_"."""
     import torch
 
-    from dhal.commands.bench_env import PhysicsClock
+    from dhal.commands.bench_env import ACTION_BANK_SIZE, TARGET_NOISE_RAD, PhysicsClock
     from dhal.envs.registry import make_env
 
     t = time.perf_counter()
@@ -235,28 +236,27 @@ def measure_env(task: str, n: int, device: str, seconds: float, warmup: int, var
     try:
         gen = torch.Generator(device=env.device).manual_seed(0)
         # The raw side's workload: joint targets = default pose + N(0, 0.1 rad), as in `dhal bench env`.
-        sigma = 0.1 / env.cfg.action.scale
-        bank = (sigma * torch.randn((16, n, env.num_actions), generator=gen, device=env.device)).clamp(
+        sigma = TARGET_NOISE_RAD / env.cfg.action.scale
+        bank = (sigma * torch.randn((ACTION_BANK_SIZE, n, env.num_actions), generator=gen, device=env.device)).clamp(
             env.action_low, env.action_high)
         with torch.inference_mode():
             t = time.perf_counter()
             for i in range(warmup):
                 if i == 1 and variant != "noreset":  # a time-out: the reset path runs before timing
                     env.episode_length_buf[0] = env.max_episode_length - 1
-                env.step(bank[i % 16])
+                env.step(bank[i % ACTION_BANK_SIZE])
             sync(device)
             warmup_s = time.perf_counter() - t
             clock.reset()
             steps, dones = 0, 0
             start = time.perf_counter()
             while (elapsed := time.perf_counter() - start) < seconds:
-                r = env.step(bank[steps % 16])
+                r = env.step(bank[steps % ACTION_BANK_SIZE])
                 steps += 1
                 if steps % 50 == 0:
                     dones += int((r.terminated | r.truncated).sum())
             sync(device)
             elapsed = time.perf_counter() - start
-        sim = getattr(env, "sim", None)
         prefix = f"{variant}_"
         return {
             f"{prefix}control_steps_per_s": n * steps / elapsed,
@@ -268,7 +268,7 @@ def measure_env(task: str, n: int, device: str, seconds: float, warmup: int, var
             f"{prefix}over_physics": clock.seconds / elapsed,
             f"{prefix}physics_control_steps_per_s": n * steps / clock.seconds,
             "decimation": int(env.cfg.sim.decimation),
-            f"{prefix}warnings": sim.warning_counts() if sim is not None else {},
+            f"{prefix}warnings": env.sim.warning_counts(),
             "scene": str(env.cfg.scene),
         }
     finally:
