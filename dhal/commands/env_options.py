@@ -30,7 +30,8 @@ class EnvOptions:
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    """{"a.b": value} from ["a.b=value", ...]; values are Python literals where they parse, else strings."""
+    """{"a.b": value} from ["a.b=value", ...]; values are Python literals where they parse (and
+    true/false/none in any case), else strings."""
     overrides: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
@@ -41,7 +42,13 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return overrides
 
 
+_WORDS = {"true": True, "false": False, "none": None, "null": None}
+
+
 def _parse_value(text: str) -> Any:
+    # Lower-case words as in YAML/JSON and most CLIs: `sim.compile=true` must not become a string.
+    if text.lower() in _WORDS:
+        return _WORDS[text.lower()]
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):

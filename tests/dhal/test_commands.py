@@ -33,6 +33,11 @@ def test_overrides_parse_literals_and_fall_back_to_strings():
         parse_overrides(["=3"])
 
 
+def test_overrides_take_lower_case_booleans_and_none():
+    assert parse_overrides(["sim.compile=true", "a=FALSE", "b=none", "c=null", "d=truthy"]) == {
+        "sim.compile": True, "a": False, "b": None, "c": None, "d": "truthy"}
+
+
 def test_scripted_push_swings_only_the_right_legs_with_a_4_s_period(make_counter_env):
     env = make_counter_env(num_actions=GO1_ACTIONS)
     policy = make_policy("scripted", env)
@@ -101,6 +106,16 @@ def test_env_throughput_counts_steps_of_all_envs(make_counter_env):
     rate = bench_env.measure_env_throughput(env, seconds=0.05, warmup_steps=3).env_steps_per_s
     assert rate > 0
     assert env.global_step >= 3 and rate == pytest.approx(8 * (env.global_step - 3) / 0.05, rel=0.5)
+
+
+def test_env_throughput_reports_the_workloads_done_rate_and_its_warmup(make_counter_env):
+    every_step = bench_env.measure_env_throughput(make_counter_env(num_envs=4, max_episode_length=1),
+                                                  seconds=0.05, warmup_steps=2)
+    assert every_step.steps >= bench_env.DONE_SAMPLE_EVERY and every_step.done_fraction == 1.0
+    assert every_step.warmup_s > 0
+    never = bench_env.measure_env_throughput(make_counter_env(num_envs=4, max_episode_length=10**9),
+                                             seconds=0.05, warmup_steps=2, time_out_in_warmup=False)
+    assert never.done_fraction == 0.0
 
 
 @dataclass
