@@ -105,11 +105,7 @@ class _Problems(NamedTuple):
     kinds: torch.Tensor  # [N, 4] bool: bad qpos, bad qvel, bad qacc, EPA fault (_BAD_WARNINGS' order)
     capacity_flags: torch.Tensor  # [N] Warp overflow bits of undersized buffers
     counts_over: torch.Tensor  # [] bool: a constraint or contact count passed its buffer
-
-    @property
-    def diverged(self) -> torch.Tensor:
-        """[N] bool: worlds whose physics can no longer be trusted."""
-        return self.kinds.any(-1)
+    diverged: torch.Tensor  # [N] bool: worlds whose physics can no longer be trusted (any kind)
 
 
 def find_problems(qpos: torch.Tensor, qvel: torch.Tensor, qacc: torch.Tensor, overflow: torch.Tensor,
@@ -117,15 +113,17 @@ def find_problems(qpos: torch.Tensor, qvel: torch.Tensor, qacc: torch.Tensor, ov
                   earlier: _Problems) -> _Problems:
     """The problems of Warp's current data (its per-world state, overflow flags and counts),
     or-ed with `earlier`: a pure function of tensors, so it can be compiled."""
+    kinds = earlier.kinds | torch.stack((
+        ~(qpos.abs() < _MAXVAL).all(dim=1),  # NaN compares False
+        ~(qvel.abs() < _MAXVAL).all(dim=1),
+        ~(qacc.abs() < _MAXVAL).all(dim=1),
+        (overflow & _FAULT_FLAGS) != 0,
+    ), dim=-1)
     return _Problems(
-        kinds=earlier.kinds | torch.stack((
-            ~(qpos.abs() < _MAXVAL).all(dim=1),  # NaN compares False
-            ~(qvel.abs() < _MAXVAL).all(dim=1),
-            ~(qacc.abs() < _MAXVAL).all(dim=1),
-            (overflow & _FAULT_FLAGS) != 0,
-        ), dim=-1),
+        kinds=kinds,
         capacity_flags=earlier.capacity_flags | (overflow & _CAPACITY_FLAGS),
         counts_over=earlier.counts_over | (nefc > njmax).any() | (nacon[0] > naconmax) | (ncollision[0] > naconmax),
+        diverged=kinds.any(-1),
     )
 
 
@@ -257,9 +255,10 @@ class MujocoWarpSimulator:
         t = self._t
         if earlier is None:  # made now, not kept: a compiled check then sees tensors of one kind
             # (inference tensors under torch.inference_mode, as in a rollout) and compiles once
+            no_world = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
             earlier = _Problems(
                 torch.zeros(self.num_envs, len(_BAD_WARNINGS), dtype=torch.bool, device=self.device),
-                torch.zeros_like(t["overflow"]), torch.zeros((), dtype=torch.bool, device=self.device))
+                torch.zeros_like(t["overflow"]), torch.zeros((), dtype=torch.bool, device=self.device), no_world)
         return self._find_problems(t["qpos"], t["qvel"], t["qacc"], t["overflow"], t["nefc"], t["nacon"],
                                    t["ncollision"], self.njmax, self._naconmax, earlier)
 

@@ -9,11 +9,12 @@ from typing import NamedTuple
 
 import torch
 
+from dhal.envs.backends.base import SimState
 from dhal.envs.contract import Contract
 from dhal.envs.skateboard import clock, commands
 from dhal.envs.skateboard.config import SkateboardConfig
 from dhal.envs.skateboard.observations import DomainParams, Observed
-from dhal.envs.skateboard.state import SceneIndices, SkateState
+from dhal.envs.skateboard.state import SceneIndices, SkateState, derive_state
 from dhal.envs.skateboard.transition import Contacts, Memory, episode_phase, observe_memory
 
 
@@ -94,3 +95,13 @@ def restarted_observations(contract: Contract, cfg: SkateboardConfig, s: SkateSt
     their new state `s`, the others keep the history of the step before."""
     return observe_memory(contract, cfg, s, memory, episode_phase(memory.episode_steps, cfg), noise, domain,
                           default_pose, fresh)
+
+
+def observe_restarted_snapshot(snapshot: SimState, idx: SceneIndices, contract: Contract, cfg: SkateboardConfig,
+                               memory: Memory, noise: torch.Tensor | None, domain: DomainParams,
+                               default_pose: torch.Tensor, fresh: torch.Tensor) -> tuple[SkateState, Observed]:
+    """The state derived from the physics' `snapshot` after a restart, and its observations
+    (`restarted_observations`): one compiled graph instead of two, as `transition_from_snapshot`."""
+    s = derive_state(snapshot, idx)
+    return s, restarted_observations(contract, cfg, s, memory, noise, domain, default_pose, fresh)
+

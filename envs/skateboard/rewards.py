@@ -183,10 +183,11 @@ class RewardBreakdown:
     groups: torch.Tensor  # [N, G] after the per-group clip
     term_values: torch.Tensor  # [N, T] weighted, gated, dt-scaled, in `term_names` order
     term_names: tuple[str, ...]
+    total: torch.Tensor  # [N] the groups' sum; a field, so a compiled step computes it in its graph
 
-    @property
-    def total(self) -> torch.Tensor:
-        return self.groups.sum(-1)
+    @classmethod
+    def of(cls, groups: torch.Tensor, term_values: torch.Tensor, term_names: tuple[str, ...]) -> RewardBreakdown:
+        return cls(groups=groups, term_values=term_values, term_names=term_names, total=groups.sum(-1))
 
     @property
     def terms(self) -> dict[str, torch.Tensor]:
@@ -221,7 +222,7 @@ class RewardTable:
         groups = term_values @ self.group_matrix
         if self.cfg.only_positive_groups:
             groups = groups.clamp(min=0.0)
-        return RewardBreakdown(groups=groups, term_values=term_values, term_names=self.term_names)
+        return RewardBreakdown.of(groups, term_values, self.term_names)
 
 
 def compute_rewards(ctx: RewardContext, gates: dict[str, torch.Tensor]) -> RewardBreakdown:

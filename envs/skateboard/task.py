@@ -20,7 +20,7 @@ from dhal.envs.skateboard import events, observations, resets, rewards, terminat
 from dhal.envs.skateboard.config import CUDA_CHECK_EVERY, TERRAIN_GEOMS, SkateboardConfig
 from dhal.envs.skateboard.episode_log import EpisodeLog
 from dhal.envs.skateboard.observations import Observed
-from dhal.envs.skateboard.state import SceneIndices, SkateState, derive_state
+from dhal.envs.skateboard.state import SceneIndices
 from dhal.envs.skateboard.transition import Contacts, Memory
 
 KEYFRAMES = ("push", "glide")
@@ -85,10 +85,9 @@ class SkateboardEnv:
         self._log = EpisodeLog(self.reward_table.term_names, (*terminations.TERMINATIONS, "diverged"),
                                cfg.sim.episode_length_s, self.step_dt, self.device, compiled=cfg.sim.compile)
         # the pure per-step functions, compiled if SimConfig.compile (the episode log's too)
-        self._derive = maybe_compile(derive_state, cfg.sim.compile)
-        self._transition = maybe_compile(transition.transition, cfg.sim.compile)
+        self._transition = maybe_compile(transition.transition_from_snapshot, cfg.sim.compile)
         self._restart_memory = maybe_compile(resets.restart, cfg.sim.compile)
-        self._observe_restarted = maybe_compile(resets.restarted_observations, cfg.sim.compile)
+        self._observe_restarted = maybe_compile(resets.observe_restarted_snapshot, cfg.sim.compile)
         self._allocate_buffers()
         self.actuator_delay = self._delay_field()
         self.set_randomization_scale(events.curriculum_scale(cfg.randomization.curriculum, 0))
@@ -162,8 +161,7 @@ class SkateboardEnv:
         self.last_actions = self.actions
         self.actions = actions.clamp(self.action_low, self.action_high)
         self._simulate(self.contract.joint_targets(self.actions))
-        s = self._derive(self.sim.read(), self.idx)
-        self.state = s
+        snapshot = self.sim.read()
         self.episode_length_buf += 1
         self.common_step_counter += 1
         curriculum = self.cfg.randomization.curriculum
@@ -172,10 +170,11 @@ class SkateboardEnv:
 
         draws = transition.Draws(torch.rand(self.num_envs, 2, generator=self.generator, device=self.device),
                                  self._frame_noise())
-        t = self._transition(self.reward_table, self.cfg, self.contract, s, self._memory(), draws,
-                             domain=self.domain, default_pose=self.default_pose, glide_pose=self.glide_pose,
-                             free_feet=self.free_feet, max_episode_length=self.max_episode_length,
-                             broken=self.sim.unchecked_divergence())
+        s, t = self._transition(snapshot, self.idx, self.reward_table, self.cfg, self.contract, self._memory(), draws,
+                                domain=self.domain, default_pose=self.default_pose, glide_pose=self.glide_pose,
+                                free_feet=self.free_feet, max_episode_length=self.max_episode_length,
+                                broken=self.sim.unchecked_divergence())
+        self.state = s
         breakdown, metrics, reasons = t.breakdown, t.metrics, dict(t.reasons)
         sums_before = self.episode_sums
         self.contacts, self.gates, self.commands, self.episode_sums = t.contacts, t.gates, t.commands, t.episode_sums
@@ -184,10 +183,10 @@ class SkateboardEnv:
         self._obs = self._observation_groups(t.observed)
         self._apply_pushes()  # after the observations: they are of the state before the push
         dynamics_targets = {"next_state": t.next_state, "next_contacts": t.next_contacts}
-        terminated, truncated = t.terminated, t.truncated
+        terminated, truncated, done = t.terminated, t.truncated, t.done
         final_observations = None
         if self.queue_resets:
-            final_observations = self._finish_episodes(terminated | truncated)
+            final_observations = self._finish_episodes(done)
         # Everything above is queued without waiting for the physics; a check-in is the host
         # synchronisation (on a GPU), so the launches overlap the simulation. Envs that diverged
         # since the last one already earn and observe 0 (`transition`'s `broken`), unless this
@@ -200,9 +199,9 @@ class SkateboardEnv:
                        *_storage(self._obs), *_storage(final_observations or {}))
             self._discard(reasons["diverged"], sums_before, outputs)
             terminated, truncated = terminated | reasons["diverged"], truncated & ~reasons["diverged"]
+            done = terminated | truncated
             if self.queue_resets:  # the backend has put them at the model defaults since
                 self._restart(reasons["diverged"])
-        done = terminated | truncated
         if not self.queue_resets and bool(done.any()):  # asking costs nothing on the CPU
             final_observations = self._finish_episodes(done)
         extras: dict = {}
@@ -326,22 +325,18 @@ class SkateboardEnv:
                                             self.start_targets, self.sim.info.nv, self.sim.info.nu)
         self.sim.set_state(mask, pose.qpos, pose.qvel, pose.ctrl, check=check, refresh=self.cfg.sim.reset_refresh)
         self._remember(memory)
-        self.state = self._derive(self.sim.read(), self.idx)
-        self._obs = self._build_observations(self.state, fresh=mask)
+        self.state, observed = self._observe_restarted(
+            self.sim.read(), self.idx, self.contract, self.cfg, self._memory(), self._frame_noise(), self.domain,
+            self.default_pose, mask)
+        # the envs in `mask` fill their history with their new frame; the others keep theirs
+        self.history = observed.history
+        self._obs = self._observation_groups(observed)
 
     def _frame_noise(self) -> torch.Tensor | None:
         """A standard-normal draw for the next frame's observation noise, or None without noise."""
         if not self.cfg.observations.noise:
             return None
         return torch.randn((self.num_envs, self.contract.frame_size), generator=self.generator, device=self.device)
-
-    def _build_observations(self, s: SkateState, fresh: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The observations of freshly reset envs (the mask `fresh`: their history is filled with
-        the new frame); a step's own come from `transition`."""
-        observed = self._observe_restarted(self.contract, self.cfg, s, self._memory(), self._frame_noise(), self.domain,
-                                 self.default_pose, fresh)
-        self.history = observed.history
-        return self._observation_groups(observed)
 
     def _observation_groups(self, observed: Observed) -> dict[str, torch.Tensor]:
         # The proprio group is the history's newest frame, so both groups always agree.

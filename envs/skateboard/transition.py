@@ -10,7 +10,7 @@ draws come in as `Draws` (dynamo cannot trace a generator); nothing here writes 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -18,7 +18,8 @@ from dhal.envs.contract import Contract
 from dhal.envs.skateboard import clock, commands, observations, rewards, terminations
 from dhal.envs.skateboard.config import ObservationConfig, SkateboardConfig
 from dhal.envs.skateboard.observations import DomainParams, Observed
-from dhal.envs.skateboard.state import SkateState
+from dhal.envs.backends.base import SimState
+from dhal.envs.skateboard.state import SceneIndices, SkateState, derive_state
 
 
 class Contacts(NamedTuple):
@@ -59,6 +60,7 @@ class Transition(NamedTuple):
     reasons: dict[str, torch.Tensor]  # [N] bool per termination
     terminated: torch.Tensor
     truncated: torch.Tensor  # time-outs that did not also terminate
+    done: torch.Tensor  # terminated | truncated
     metric_table: torch.Tensor  # [N, M]
     metrics: dict[str, torch.Tensor]  # its columns by name
     commands: torch.Tensor  # after resampling: what the observations carry
@@ -174,9 +176,8 @@ def transition(
         wheel_contact=contacts.wheel, default_pose=default_pose, glide_pose=glide_pose, dt=cfg.control_dt,
     )
     computed = table.compute(context, gates)
-    breakdown = rewards.RewardBreakdown(groups=zero_rows(computed.groups, broken),
-                                        term_values=zero_rows(computed.term_values, broken),
-                                        term_names=computed.term_names)
+    breakdown = rewards.RewardBreakdown.of(zero_rows(computed.groups, broken),
+                                           zero_rows(computed.term_values, broken), computed.term_names)
     reasons = terminations.check_terminations(s, cfg.terminations)
     terminated = torch.stack(tuple(reasons.values()), dim=-1).any(-1)
     truncated = (memory.episode_steps >= max_episode_length) & ~terminated
@@ -190,8 +191,19 @@ def transition(
     return Transition(
         contacts=contacts, gates=gates, breakdown=breakdown,
         episode_sums=memory.episode_sums + breakdown.term_values, reasons=reasons,
-        terminated=terminated, truncated=truncated, metric_table=metric_table, metrics=metrics,
+        terminated=terminated, truncated=truncated, done=terminated | truncated, metric_table=metric_table, metrics=metrics,
         commands=new_commands, observed=observed,
         next_state=contract.dynamics_from_frame(observed.clean_frame),
         next_contacts=zero_rows(contacts.foot[:, free_feet].float(), broken),
     )
+
+
+def transition_from_snapshot(snapshot: SimState, idx: SceneIndices, table: rewards.RewardTable,
+                             cfg: SkateboardConfig, contract: Contract, memory: Memory, draws: Draws,
+                             **context: Any) -> tuple[SkateState, Transition]:
+    """The state derived from the physics' `snapshot`, and `transition` from it (`context`: its
+    keyword arguments). One function, so that a compiled env enters one graph per step for both:
+    each entry costs the host its guard checks and wrappers (BENCHMARKS.md)."""
+    s = derive_state(snapshot, idx)
+    return s, transition(table, cfg, contract, s, memory, draws, **context)
+

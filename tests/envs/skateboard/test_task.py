@@ -5,7 +5,7 @@ import torch
 
 from dhal.envs.contract import go1_contract
 from dhal.envs.registry import make_config, make_env
-from dhal.envs.skateboard.state import derive_state
+from dhal.envs.skateboard.transition import transition_from_snapshot
 
 QUIET = {"randomization.enabled": False, "observations.noise": False}
 
@@ -193,16 +193,16 @@ def test_a_warp_collision_fault_ends_its_episode_and_the_run_goes_on(tmp_path, m
 def test_the_compiled_step_matches_the_eager_one(path):
     """SimConfig.compile fuses the pure per-step functions; it must not change a number, through
     a step and a reset (fullgraph: a graph break fails here), on the CPU's path and on the GPU's
-    (queued resets, check-ins every few steps). Five graphs, each compiled once (derived state, a
-    step's transition, the restart, the restarted envs' observations, the ended episodes' log
-    totals): no recompiling on lazily built constants or on the layout of the last step's joint
+    (queued resets, check-ins every few steps). Four graphs, each compiled once (a step's
+    derived state and transition, the restart, the restarted envs' derived state and
+    observations, the ended episodes' log totals): no recompiling on lazily built constants or on the layout of the last step's joint
     velocities and torques."""
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
     counters.clear()
     eager, compiled = (make_env(num_envs=3, seed=4, overrides={"sim.compile": flag, **path}) for flag in (False, True))
-    assert compiled._derive is not derive_state and eager._derive is derive_state
+    assert eager._transition is transition_from_snapshot and compiled._transition is not transition_from_snapshot
     draws = torch.Generator().manual_seed(0)
     for i in range(3):
         if i == 1:  # a time-out: the reset path's observations are compiled too
@@ -224,7 +224,7 @@ def test_the_compiled_step_matches_the_eager_one(path):
         if i == logged_at:
             assert a.extras["log"] == pytest.approx(b.extras["log"], abs=1e-6)
     # (on the CPU's path the log's totals ran once: a first call runs eagerly)
-    assert counters["stats"]["unique_graphs"] == (5 if compiled.queue_resets else 4)
+    assert counters["stats"]["unique_graphs"] == (4 if compiled.queue_resets else 3)
 
 
 def test_a_second_number_of_envs_in_one_process_compiles_again_and_still_matches():
@@ -243,7 +243,7 @@ def test_a_second_number_of_envs_in_one_process_compiles_again_and_still_matches
             for key in a.observations:
                 assert torch.allclose(a.observations[key], b.observations[key], atol=1e-5), key
         graphs = counters["stats"]["unique_graphs"]
-        assert graphs == (2 if n == 2 else 4)  # derived state and transition (no reset), then both again
+        assert graphs == (1 if n == 2 else 2)  # the transition (no reset), then again for the new size
 
 
 @pytest.mark.parametrize("backend", ["mujoco_batch", "mujoco_warp"])
