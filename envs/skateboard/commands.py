@@ -7,14 +7,10 @@ import torch
 from dhal.envs.skateboard.config import CommandConfig
 
 
-def sample_commands(n: int, cfg: CommandConfig, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """[n, 3] commands. vy is always 0; small |vx| and |yaw rate| are zeroed (dead zones)."""
-    return commands_from_uniforms(torch.rand(n, 2, generator=generator, device=device), cfg)
-
-
 def commands_from_uniforms(uniforms: torch.Tensor, cfg: CommandConfig) -> torch.Tensor:
-    """[n, 3] commands from [n, 2] U(0, 1) draws (vx, yaw rate): a pure function, so a compiled
-    step can hold it while the env draws the numbers."""
+    """[n, 3] commands from [n, 2] U(0, 1) draws (vx, yaw rate). vy is always 0; small |vx| and
+    |yaw rate| are zeroed (dead zones). A pure function, so a compiled step can hold it while the
+    env draws the numbers."""
     vx = cfg.lin_vel_x[0] + (cfg.lin_vel_x[1] - cfg.lin_vel_x[0]) * uniforms[:, 0]
     yaw = cfg.ang_vel_yaw[0] + (cfg.ang_vel_yaw[1] - cfg.ang_vel_yaw[0]) * uniforms[:, 1]
     vx = torch.where(vx.abs() <= cfg.lin_vel_deadzone, 0.0, vx)
