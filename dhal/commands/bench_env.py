@@ -76,6 +76,12 @@ class BenchResult:
 class EnvThroughput:
     env_steps_per_s: float
     physics_steps_per_s: float
+    steps: int  # timed control steps (each of all envs)
+    warmup_s: float  # the warm-up steps' time: includes compiling with sim.compile
+    done_fraction: float | None  # envs done per step, sampled every DONE_SAMPLE_EVERY steps
+
+
+DONE_SAMPLE_EVERY = 50  # a host read of the done flags that often: the workload's reset rate
 
 
 def action_scale_of(cfg: Any) -> float:
@@ -119,9 +125,14 @@ class PhysicsClock:
         return self._host_seconds + sum(begin.elapsed_time(end) for begin, end in self._events) / 1e3
 
 
-def measure_env_throughput(env: BatchedEnv, seconds: float, warmup_steps: int, seed: int = 0) -> EnvThroughput:
+def measure_env_throughput(env: BatchedEnv, seconds: float, warmup_steps: int, seed: int = 0,
+                           time_out_in_warmup: bool = True) -> EnvThroughput:
     """Control steps per second summed over envs, for joint targets default + N(0, 0.1 rad), and
-    the same steps over the physics time alone (equal to the env rate if the env has no `sim`)."""
+    the same steps over the physics time alone (equal to the env rate if the env has no `sim`).
+
+    With `time_out_in_warmup` the second warm-up step times out env 0, so the reset path has run
+    (and, with sim.compile, been compiled) before timing starts. Queued GPU work is waited for at
+    the end of the warm-up and of the timed loop, so each is charged what it launched."""
     generator = torch.Generator(device=env.device).manual_seed(seed)
     sigma = TARGET_NOISE_RAD / action_scale_of(env.cfg)
     bank = sigma * torch.randn(
@@ -135,23 +146,36 @@ def measure_env_throughput(env: BatchedEnv, seconds: float, warmup_steps: int, s
         sim.step = clock
     try:
         with torch.inference_mode():  # as in a learner's rollout
+            start = time.perf_counter()
             for step in range(warmup_steps):
+                if step == 1 and time_out_in_warmup:
+                    env.episode_length_buf[0] = env.max_episode_length - 1
                 env.step(bank[step % ACTION_BANK_SIZE])
+            _wait_for_device(env.device)
+            warmup_s = time.perf_counter() - start
             if clock is not None:
                 clock.reset()
-            steps = 0
+            steps, done, sampled = 0, 0, 0
             start = time.perf_counter()
-            while (elapsed := time.perf_counter() - start) < seconds:
-                env.step(bank[steps % ACTION_BANK_SIZE])
+            while time.perf_counter() - start < seconds:
+                result = env.step(bank[steps % ACTION_BANK_SIZE])
                 steps += 1
-            if env.device.type == "cuda":  # what was queued is part of the run, and the clock reads events
-                torch.cuda.synchronize(env.device)
-                elapsed = time.perf_counter() - start
+                if steps % DONE_SAMPLE_EVERY == 0:
+                    done += int((result.terminated | result.truncated).sum())
+                    sampled += env.num_envs
+            _wait_for_device(env.device)  # what was queued is part of the run; the clock reads events
+            elapsed = time.perf_counter() - start
     finally:
         if sim is not None:
             del sim.step  # back to the class's method
     physics = clock.seconds if clock is not None and clock.seconds > 0 else elapsed
-    return EnvThroughput(env.num_envs * steps / elapsed, env.num_envs * steps / physics)
+    return EnvThroughput(env.num_envs * steps / elapsed, env.num_envs * steps / physics, steps, warmup_s,
+                         done / sampled if sampled else None)
+
+
+def _wait_for_device(device: torch.device) -> None:
+    if device.type == "cuda":  # the whole device: MuJoCo Warp's stream too
+        torch.cuda.synchronize(device)
 
 
 def decimation_of(cfg: Any) -> int:

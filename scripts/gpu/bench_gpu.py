@@ -220,59 +220,34 @@ def env_overrides(variant: str, buffers: dict) -> dict:
 
 def measure_env(task: str, n: int, device: str, seconds: float, warmup: int, variant: str,
                 buffers: dict | None = None) -> dict:
-    """Env control steps/s of one variant (VARIANTS); keys are prefixed "<variant>_"."""
-    import torch
-
-    from dhal.commands.bench_env import ACTION_BANK_SIZE, TARGET_NOISE_RAD, PhysicsClock
+    """Env control steps/s of one variant (VARIANTS) with `dhal bench env`'s timed loop and
+    workload; keys are prefixed "<variant>_"."""
+    from dhal.commands.bench_env import measure_env_throughput
     from dhal.envs.registry import make_env
 
     t = time.perf_counter()
     env = make_env(task=task, num_envs=n, backend="mujoco_warp", device=device,
                    overrides=env_overrides(variant, buffers or {}))
     build_s = time.perf_counter() - t
-    # the same run's time inside the simulator's step: this workload's own physics (the raw
-    # stepping runs its robots from the keyframe, without resets or randomised parameters)
-    clock = env.sim.step = PhysicsClock(env.sim.step, env.device)
     try:
-        gen = torch.Generator(device=env.device).manual_seed(0)
-        # The raw side's workload: joint targets = default pose + N(0, 0.1 rad), as in `dhal bench env`.
-        sigma = TARGET_NOISE_RAD / env.cfg.action.scale
-        bank = (sigma * torch.randn((ACTION_BANK_SIZE, n, env.num_actions), generator=gen, device=env.device)).clamp(
-            env.action_low, env.action_high)
-        with torch.inference_mode():
-            t = time.perf_counter()
-            for i in range(warmup):
-                if i == 1 and variant != "noreset":  # a time-out: the reset path runs before timing
-                    env.episode_length_buf[0] = env.max_episode_length - 1
-                env.step(bank[i % ACTION_BANK_SIZE])
-            sync(device)
-            warmup_s = time.perf_counter() - t
-            clock.reset()
-            steps, dones = 0, 0
-            start = time.perf_counter()
-            while (elapsed := time.perf_counter() - start) < seconds:
-                r = env.step(bank[steps % ACTION_BANK_SIZE])
-                steps += 1
-                if steps % 50 == 0:
-                    dones += int((r.terminated | r.truncated).sum())
-            sync(device)
-            elapsed = time.perf_counter() - start
+        # a time-out in the warm-up: the reset path runs (and compiles) before timing
+        run = measure_env_throughput(env, seconds, warmup, time_out_in_warmup=variant != "noreset")
         prefix = f"{variant}_"
         return {
-            f"{prefix}control_steps_per_s": n * steps / elapsed,
-            f"{prefix}steps": steps,
+            f"{prefix}control_steps_per_s": run.env_steps_per_s,
+            f"{prefix}steps": run.steps,
             f"{prefix}build_s": build_s,
-            f"{prefix}warmup_s": warmup_s,  # includes compiling
-            f"{prefix}done_fraction_sampled": dones / max(1, (steps // 50) * n),
-            # env steps over the steps its own physics alone would make in that time
-            f"{prefix}over_physics": clock.seconds / elapsed,
-            f"{prefix}physics_control_steps_per_s": n * steps / clock.seconds,
+            f"{prefix}warmup_s": run.warmup_s,  # includes compiling
+            f"{prefix}done_fraction_sampled": run.done_fraction,
+            # env steps over the steps its own physics alone would make in that time (the raw
+            # stepping runs its robots from the keyframe, without resets or randomised parameters)
+            f"{prefix}over_physics": run.env_steps_per_s / run.physics_steps_per_s,
+            f"{prefix}physics_control_steps_per_s": run.physics_steps_per_s,
             "decimation": int(env.cfg.sim.decimation),
             f"{prefix}warnings": env.sim.warning_counts(),
             "scene": str(env.cfg.scene),
         }
     finally:
-        del env.sim.step  # back to the class's method
         env.close()
         del env
 
