@@ -19,8 +19,18 @@ F = TypeVar("F", bound=Callable)
 
 
 def maybe_compile(fn: F, enabled: bool) -> F:
-    """`fn` compiled, or `fn`. fullgraph: a construct that would split the graph is an error here,
-    not a silent slowdown.
+    """`fn` compiled for the rollout, or `fn`. fullgraph: a construct that would split the graph
+    is an error here, not a silent slowdown.
+
+    Compiled graphs serve calls under torch.inference_mode, where every rollout here runs
+    (training, `dhal eval`, `play`, `bench`); other calls, such as the constructor's first reset,
+    run eagerly. Dynamo guards on grad mode and on each tensor's dispatch keys, which differ
+    between inference tensors and normal ones, so compiling for both compiled each function
+    twice (5 of 6-7 compilations in a smoke training were such repeats; about half of a `paper`
+    run's 29 s first iteration on an H200). The first call under inference mode runs eagerly
+    too: the state it returns replaces the constructor's normal tensors, and constants built
+    lazily on first use (the contract's scale and noise vectors, the rotation table of
+    quat_to_rpy) exist before dynamo traces, so its guards on them hold.
 
     Shapes are static at first (dynamo's default: a second batch size in the process compiles
     once more, with the sizes dynamic). Compiling with dynamic=True instead made every float the
@@ -28,20 +38,20 @@ def maybe_compile(fn: F, enabled: bool) -> F:
     them, and on a GPU inductor passes them to its kernels as host scalars (most likely the 88
     `item` calls per step an H200 profile counted). Without it dynamo's host time per step of
     the GPU path halved on CPU Warp (guards and input boxing 1.10 -> 0.53 ms, profiled;
-    BENCHMARKS.md).
-
-    The first call runs eagerly: constants built lazily on first use (the contract's scale and
-    noise vectors, the rotation table of quat_to_rpy) then exist before dynamo traces, so its
-    guards on those caches hold and do not force a second compilation."""
+    BENCHMARKS.md)."""
     if not enabled:
         return fn
     compiled = torch.compile(fn, fullgraph=True)
-    calls = 0
+    warm = False
 
     @functools.wraps(fn)
-    def first_eager(*args, **kwargs):
-        nonlocal calls
-        calls += 1
-        return (fn if calls == 1 else compiled)(*args, **kwargs)
+    def compiled_in_rollouts(*args, **kwargs):
+        nonlocal warm
+        if warm:
+            if torch.is_inference_mode_enabled():
+                return compiled(*args, **kwargs)
+        elif torch.is_inference_mode_enabled():
+            warm = True
+        return fn(*args, **kwargs)
 
-    return first_eager  # type: ignore[return-value]
+    return compiled_in_rollouts  # type: ignore[return-value]

@@ -162,7 +162,9 @@ class SkateboardEnv:
         self.actions = actions.clamp(self.action_low, self.action_high)
         self._simulate(self.contract.joint_targets(self.actions))
         snapshot = self.sim.read()
-        self.episode_length_buf += 1
+        # a new tensor, not in place: under inference mode it is an inference tensor from the
+        # first rollout step, as the rest of the state, so a compiled step compiles once
+        self.episode_length_buf = self.episode_length_buf + 1
         self.common_step_counter += 1
         curriculum = self.cfg.randomization.curriculum
         if events.curriculum_update_due(curriculum, self.common_step_counter):

@@ -193,10 +193,10 @@ def test_a_warp_collision_fault_ends_its_episode_and_the_run_goes_on(tmp_path, m
 def test_the_compiled_step_matches_the_eager_one(path):
     """SimConfig.compile fuses the pure per-step functions; it must not change a number, through
     a step and a reset (fullgraph: a graph break fails here), on the CPU's path and on the GPU's
-    (queued resets, check-ins every few steps). Four graphs, each compiled once (a step's
-    derived state and transition, the restart, the restarted envs' derived state and
-    observations, the ended episodes' log totals): no recompiling on lazily built constants or on the layout of the last step's joint
-    velocities and torques."""
+    (queued resets, check-ins every few steps). Compiled for rollouts (inference mode) only, each
+    graph once: a step's derived state and transition, the restart, the restarted envs' derived
+    state and observations, the ended episodes' log totals; not again for the constructor's
+    calls, lazily built constants or the layout of the last step's joint velocities."""
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
@@ -204,12 +204,13 @@ def test_the_compiled_step_matches_the_eager_one(path):
     eager, compiled = (make_env(num_envs=3, seed=4, overrides={"sim.compile": flag, **path}) for flag in (False, True))
     assert eager._transition is transition_from_snapshot and compiled._transition is not transition_from_snapshot
     draws = torch.Generator().manual_seed(0)
-    for i in range(3):
-        if i == 1:  # a time-out: the reset path's observations are compiled too
-            for env in (eager, compiled):
-                env.episode_length_buf[1] = env.max_episode_length - 1
+    for i in range(4):
         actions = 0.5 * torch.randn(3, 12, generator=draws)
-        a, b = eager.step(actions), compiled.step(actions)
+        with torch.inference_mode():  # as in every rollout; the first call of each runs eagerly
+            if i == 2:  # a time-out: the reset path's observations are compiled too
+                for env in (eager, compiled):
+                    env.episode_length_buf[1] = env.max_episode_length - 1
+            a, b = eager.step(actions), compiled.step(actions)
         assert torch.equal(a.truncated, b.truncated)
         assert torch.allclose(a.reward, b.reward, atol=1e-6)
         assert torch.allclose(a.extras["reward_groups"], b.extras["reward_groups"], atol=1e-6)
@@ -219,12 +220,14 @@ def test_the_compiled_step_matches_the_eager_one(path):
             assert (group in a.extras) == (group in b.extras)
             for key, value in a.extras.get(group, {}).items():
                 assert torch.allclose(value, b.extras[group][key], atol=1e-5), (group, key)
-        logged_at = 1 if compiled.check_every == 1 else 2  # the time-out's report, at the next check-in
-        assert ("log" in a.extras) == (i == logged_at) == ("log" in b.extras)
-        if i == logged_at:
+        # the time-out's report: at once on the CPU's path, and at step 2's check-in on the GPU's
+        assert ("log" in a.extras) == (i == 2) == ("log" in b.extras)
+        if i == 2:
             assert a.extras["log"] == pytest.approx(b.extras["log"], abs=1e-6)
-    # (on the CPU's path the log's totals ran once: a first call runs eagerly)
-    assert counters["stats"]["unique_graphs"] == (4 if compiled.queue_resets else 3)
+    # (on the CPU's path the one reset ran each reset function once, eagerly)
+    assert counters["stats"]["unique_graphs"] == (4 if compiled.queue_resets else 1)
+    compiled.step(torch.zeros(3, 12))  # outside inference mode: eager, nothing compiled
+    assert counters["stats"]["unique_graphs"] == (4 if compiled.queue_resets else 1)
 
 
 def test_a_second_number_of_envs_in_one_process_compiles_again_and_still_matches():
@@ -238,7 +241,8 @@ def test_a_second_number_of_envs_in_one_process_compiles_again_and_still_matches
         eager, compiled = (make_env(num_envs=n, seed=1, overrides={"sim.compile": flag}) for flag in (False, True))
         for _ in range(3):  # a first call runs eagerly
             actions = torch.full((n, 12), 0.3)
-            a, b = eager.step(actions), compiled.step(actions)
+            with torch.inference_mode():
+                a, b = eager.step(actions), compiled.step(actions)
             assert torch.allclose(a.reward, b.reward, atol=1e-6)
             for key in a.observations:
                 assert torch.allclose(a.observations[key], b.observations[key], atol=1e-5), key
