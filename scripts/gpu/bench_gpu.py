@@ -17,7 +17,8 @@ For each number of envs N:
   steps), "gpu" (the CUDA defaults on any device: with --device cpu --profile-steps, what a GPU
   step launches, counted on the CPU), "compiled" (sim.compile; 1-2 min of compiling on a cold
   machine, again for every size: each is compiled for its own static shapes, as a training
-  process would be) and "gpu_compiled" (both); --njmax/--nconmax
+  process would be), "gpu_compiled" (both) and "compiled_combo" (sim.compile with inductor's
+  combo kernels: independent small kernels launched together; GPU only); --njmax/--nconmax
   size the env's buffers too (sim.njmax / sim.nconmax), so env and raw step the same buffers;
 and the ratios to raw (the project's goal for env/raw is >= 0.8), and each env variant's ratio to
 its own physics (<variant>_over_physics: the device time inside the simulator's step in the same
@@ -39,6 +40,7 @@ subpackages are symlinks inside the repo) imports from the checkout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -46,6 +48,7 @@ import platform
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -210,6 +213,28 @@ VARIANTS = {"env": {}, "checked": {"sim.check_every": 1}, "noreset": NO_RESETS, 
             # what a CUDA device gets by default, on any device: counts a GPU step's work on the CPU
             "gpu": {"sim.queue_resets": True, "sim.check_every": 10}}
 VARIANTS["gpu_compiled"] = {**VARIANTS["gpu"], "sim.compile": True}
+# Variants that also compile with inductor options. combo_kernels: independent small kernels of a
+# graph launched as one (Triton only; a compiled GPU step still launches about 90 Triton kernels).
+INDUCTOR_OPTIONS = {"compiled_combo": {"combo_kernels": True}}
+VARIANTS["compiled_combo"] = VARIANTS["compiled"]
+
+
+@contextlib.contextmanager
+def inductor_options(variant: str) -> Iterator[None]:
+    """The variant's inductor options while it is measured, compiled afresh (dynamo's cache of
+    the functions' code would otherwise serve another variant's graphs)."""
+    import torch
+
+    options = INDUCTOR_OPTIONS.get(variant)
+    if not options:
+        yield
+        return
+    torch._dynamo.reset()
+    try:
+        with torch._inductor.config.patch(options):
+            yield
+    finally:
+        torch._dynamo.reset()
 
 
 def env_overrides(variant: str, buffers: dict) -> dict:
@@ -231,7 +256,8 @@ def measure_env(task: str, n: int, device: str, seconds: float, warmup: int, var
     build_s = time.perf_counter() - t
     try:
         # a time-out in the warm-up: the reset path runs (and compiles) before timing
-        run = measure_env_throughput(env, seconds, warmup, time_out_in_warmup=variant != "noreset")
+        with inductor_options(variant):
+            run = measure_env_throughput(env, seconds, warmup, time_out_in_warmup=variant != "noreset")
         prefix = f"{variant}_"
         return {
             f"{prefix}control_steps_per_s": run.env_steps_per_s,
@@ -392,8 +418,9 @@ def main(argv: list[str] | None = None) -> int:
             key = f"profile_{variant}"
             log(f"N={n}: profiling {args.profile_steps} env steps ({variant}) ...")
             try:
-                payload[key] = profile_env(args.task, n, device, args.profile_steps, profile_path, variant,
-                                           env_overrides(variant, kw))
+                with inductor_options(variant):
+                    payload[key] = profile_env(args.task, n, device, args.profile_steps, profile_path, variant,
+                                               env_overrides(variant, kw))
                 log(f"{key}: {payload[key]['kernel_launches_per_step']:.0f} kernel launches per step, "
                     f"syncs {payload[key]['host_syncs_per_step']}")
                 gaps = payload[key].get("device_gaps")

@@ -85,3 +85,16 @@ def test_device_intervals_keep_only_device_events():
     events = [event("aten::add", DeviceType.CPU, 0, 5), event("kernel", DeviceType.CUDA, 1, 4),
               event("empty", DeviceType.CUDA, 6, 6)]
     assert profiling.device_intervals(events) == [(1, 4, "kernel")]
+
+
+def test_a_variants_inductor_options_hold_only_while_it_is_measured():
+    import torch._inductor.config as inductor_config
+
+    bench = load_bench_gpu()
+    assert bench.VARIANTS["compiled_combo"]["sim.compile"] is True
+    default = inductor_config.combo_kernels
+    with bench.inductor_options("compiled_combo"):
+        assert inductor_config.combo_kernels is True
+    with bench.inductor_options("compiled"):
+        assert inductor_config.combo_kernels == default
+    assert inductor_config.combo_kernels == default
