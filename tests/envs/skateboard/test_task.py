@@ -37,6 +37,8 @@ def test_step_outputs_are_fresh_and_consistent(env):
     second = env.step(actions)
     assert torch.equal(first.observations["history"], kept)  # not overwritten by the next step
     assert second.observations["history"].data_ptr() != first.observations["history"].data_ptr()
+    assert second.observations["privileged"].data_ptr() != first.observations["privileged"].data_ptr()
+    assert torch.equal(second.observations["proprio"], second.observations["history"].view(4, 20, 48)[:, -1])
     ex = second.extras
     assert ex["reward_group_names"] == ("glide", "push", "sim2real")
     assert ex["reward_groups"].shape == (4, 3)
@@ -49,6 +51,19 @@ def test_step_outputs_are_fresh_and_consistent(env):
     h2 = second.observations["history"].view(4, 20, 48)
     alive = ~(second.terminated | second.truncated)
     assert torch.equal(h2[alive, -2], h1[alive, -1])
+
+
+def test_a_learner_writing_into_its_observations_does_not_change_the_env():
+    """The history is the env's memory: what `step` returns is a copy of it."""
+    env = make_env(num_envs=2, seed=2, overrides=QUIET)
+    reference = make_env(num_envs=2, seed=2, overrides=QUIET)
+    for step in range(3):
+        mine, theirs = env.step(torch.zeros(2, 12)), reference.step(torch.zeros(2, 12))
+        for value in mine.observations.values():
+            value.fill_(7.0)
+        assert torch.equal(env.observations()["history"], theirs.observations["history"]), step
+    nxt, ref = env.step(torch.zeros(2, 12)), reference.step(torch.zeros(2, 12))
+    assert all(torch.equal(nxt.observations[k], ref.observations[k]) for k in ref.observations)
 
 
 @pytest.mark.parametrize("queued", [False, True])
