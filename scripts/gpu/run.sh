@@ -137,6 +137,8 @@ install_packages() {
   eval_status=$?
   pack eval
   ls -la "$OUT"
+  # which stage failed, if one did (124: its `timeout` expired)
+  echo "exit statuses: bench $bench_status, train $train_status, eval $eval_status"
   [ "$bench_status" = 0 ] && [ "$train_status" = 0 ] && [ "$eval_status" = 0 ]
 } 2>&1 | tee "$OUT/gpu_bench.log"
 exit "${PIPESTATUS[0]}"

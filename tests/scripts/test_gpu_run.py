@@ -45,6 +45,7 @@ def test_run_sh_benchmarks_trains_evaluates_and_packs_on_cpu_warp(tmp_path: Path
     assert bench["parity"]["parity_ok"]
     log = (out / "gpu_bench.log").read_text()
     assert "evaluation budget cut to" in log and "(CALL_LIMIT=400s)" in log
+    assert "exit statuses: bench 0, train 0, eval 0" in log
     with tarfile.open(out / "results.tar") as tar:
         names = set(tar.getnames())
         assert {"config.json", "train_gpu.json", "training.png", "gpu_profile.txt", "eval/eval.json"} <= names
