@@ -76,8 +76,9 @@ def make_task_simulator(cfg: SkateboardConfig, backend: str, num_envs: int, devi
 
 def simulator_options(sim: SimConfig, backend: str) -> dict[str, Any]:
     """The simulator's keyword arguments that the task config sets: MuJoCo Warp's buffer sizes
-    where given (the CPU backend has no fixed buffers) and whether it compiles its checks."""
+    where given (the CPU backend has no fixed buffers), whether it compiles its checks and
+    whether it refreshes the constraints' body velocities."""
     if canonical_backend(backend) != "mujoco_warp":
         return {}
     buffers = {name: value for name, value in (("nconmax", sim.nconmax), ("njmax", sim.njmax)) if value is not None}
-    return {**buffers, "compile_checks": sim.compile}
+    return {**buffers, "compile_checks": sim.compile, "fresh_constraint_velocities": sim.fresh_constraint_velocities}

@@ -137,7 +137,9 @@ class MujocoWarpSimulator:
     CPU; results are identical), reuse_step1 (let the next step skip the step1 computed by the last
     derived update; False runs plain mujoco_warp.step substeps), track_body (the body the default
     render camera follows), compile_checks (torch.compile the per-step health check of the data: a
-    couple of kernels instead of about 20; SimConfig.compile sets it).
+    couple of kernels instead of about 20; SimConfig.compile sets it), fresh_constraint_velocities
+    (recompute the body velocities before each substep's constraints: warp_programs.py says why;
+    SimConfig.fresh_constraint_velocities sets it).
     """
 
     def __init__(
@@ -153,6 +155,7 @@ class MujocoWarpSimulator:
         reuse_step1: bool = True,
         track_body: str = "trunk",
         compile_checks: bool = False,
+        fresh_constraint_velocities: bool = False,
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
@@ -205,7 +208,7 @@ class MujocoWarpSimulator:
         self._find_problems = maybe_compile(find_problems, compile_checks)
         self._use_graphs = graphs_supported(self._wp_device) if graphs is None else bool(graphs)
         self._programs = WarpPrograms(self.model, self.wp_model, self.wp_data, self._wp_device, reset_mask,
-                                      self._use_graphs)
+                                      self._use_graphs, fresh_constraint_velocities)
         self._renderer: Any = None
         self._render_data: mujoco.MjData | None = None
 

@@ -63,11 +63,19 @@ def _zero_columns(
 
 class WarpPrograms:
     """The programs of one model and data on one Warp device; `reset_mask` (a Warp bool array
-    [nworld]) selects the worlds the reset program resets."""
+    [nworld]) selects the worlds the reset program resets.
+
+    fresh_constraint_velocities: MuJoCo Warp 4.0 builds the velocity term (Jdot v) of connect and
+    weld equality rows while it makes the constraints, from the body velocities (cvel, cdof_dot)
+    that the last velocity stage left, i.e. those of the previous substep's state; MuJoCo C uses
+    the current ones. With this, every program that makes constraints first recomputes them
+    (com_vel: 2 kernels, on the previous substep's dof axes): qvel then follows MuJoCo C to about
+    1e-4 instead of 1e-3 to 4e-3 on this scene, whose FL foot is tied to the deck by such a row."""
 
     def __init__(self, model: mujoco.MjModel, wp_model: Any, wp_data: Any, wp_device: Any, reset_mask: Any,
-                 use_graphs: bool) -> None:
+                 use_graphs: bool, fresh_constraint_velocities: bool = False) -> None:
         self.model, self.data, self.device = wp_model, wp_data, wp_device
+        self.fresh_constraint_velocities = fresh_constraint_velocities
         self.num_envs = int(wp_data.nworld)
         self._reset_mask = reset_mask
         self.use_graphs = use_graphs
@@ -86,6 +94,8 @@ class WarpPrograms:
     def run(self, name: str) -> None:
         """Launch the program's kernels one by one."""
         m, d = self.model, self.data
+        if self.fresh_constraint_velocities and name in ("step", "derive", "forward"):
+            mjw.com_vel(m, d)
         if name == "step":
             mjw.step(m, d)
         elif name == "step2":

@@ -41,6 +41,12 @@ class SimConfig:
     # value to set. The CPU backend sizes its buffers itself and ignores both.
     nconmax: int | None = None
     njmax: int | None = None
+    # MuJoCo Warp 4.0 computes the velocity term of the FL foot's tie to the deck (a connect
+    # equality) from the previous substep's body velocities; True recomputes them before each
+    # substep, so the physics follows MuJoCo C (and the CPU backend) to about 1e-4 in qvel instead
+    # of a few 1e-3 (backends/warp_programs.py). Two small kernels per substep; off until their
+    # cost on a GPU is measured. The CPU backend is MuJoCo C and ignores it.
+    fresh_constraint_velocities: bool = False
 
     def __post_init__(self) -> None:
         for name in ("check_every", "nconmax", "njmax"):
