@@ -17,8 +17,11 @@ For each number of envs N:
   steps), "gpu" (the CUDA defaults on any device: with --device cpu --profile-steps, what a GPU
   step launches, counted on the CPU), "compiled" (sim.compile; 1-2 min of compiling on a cold
   machine, again for every size: each is compiled for its own static shapes, as a training
-  process would be), "gpu_compiled" (both) and "compiled_combo" (sim.compile with inductor's
-  combo kernels: independent small kernels launched together; GPU only); --njmax/--nconmax
+  process would be), "gpu_compiled" (both), "compiled_combo" (sim.compile with inductor's
+  combo kernels: independent small kernels launched together; GPU only) and "compiled_no_imu"
+  (sim.compile, and the update after a step leaves out the position/velocity sensors, which the
+  task does not read; an experiment), "fresh" (sim.fresh_constraint_velocities: what following
+  MuJoCo C's constraint velocities costs); --njmax/--nconmax
   size the env's buffers too (sim.njmax / sim.nconmax), so env and raw step the same buffers;
 and the ratios to raw (the project's goal for env/raw is >= 0.8), and each env variant's ratio to
 its own physics (<variant>_over_physics: the device time inside the simulator's step in the same
@@ -50,6 +53,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 REPO = Path(__file__).resolve().parents[2]
 for _path in (REPO, Path(__file__).resolve().parent):  # dhal, and step_profile beside this script
@@ -213,28 +217,45 @@ VARIANTS = {"env": {}, "checked": {"sim.check_every": 1}, "noreset": NO_RESETS, 
             # what a CUDA device gets by default, on any device: counts a GPU step's work on the CPU
             "gpu": {"sim.queue_resets": True, "sim.check_every": 10}}
 VARIANTS["gpu_compiled"] = {**VARIANTS["gpu"], "sim.compile": True}
+# body velocities recomputed before each substep's constraints (MuJoCo C's Jdot v of the foot tie)
+VARIANTS["fresh"] = {"sim.fresh_constraint_velocities": True}
 # Variants that also compile with inductor options. combo_kernels: independent small kernels of a
 # graph launched as one (Triton only; a compiled GPU step still launches about 90 Triton kernels).
 INDUCTOR_OPTIONS = {"compiled_combo": {"combo_kernels": True}}
 VARIANTS["compiled_combo"] = VARIANTS["compiled"]
+# Variants whose derived update after a step leaves out the position and velocity sensors (the
+# Go1's IMU, which the task does not read): 12 Warp kernels instead of 20 and a memset. The com
+# quantities stay: MuJoCo Warp's equality-constraint rows read cvel and cdof_dot before the next
+# step recomputes them, so leaving those out would change the physics. An experiment: what the
+# sensors cost on a GPU.
+NO_SENSOR_OBSERVE = {"compiled_no_imu"}
+VARIANTS["compiled_no_imu"] = VARIANTS["compiled"]
 
 
 @contextlib.contextmanager
-def inductor_options(variant: str) -> Iterator[None]:
-    """The variant's inductor options while it is measured, compiled afresh (dynamo's cache of
-    the functions' code would otherwise serve another variant's graphs)."""
+def variant_setup(variant: str) -> Iterator[None]:
+    """What a variant changes besides its config, from building its env to the end of its
+    measurement: inductor options (compiled afresh: dynamo's cache of the functions' code would
+    otherwise serve another variant's graphs) and the derived update (captured at build)."""
     import torch
 
-    options = INDUCTOR_OPTIONS.get(variant)
-    if not options:
+    from dhal.envs.backends import warp_programs
+
+    with contextlib.ExitStack() as stack:
+        options = INDUCTOR_OPTIONS.get(variant)
+        if options:
+            torch._dynamo.reset()
+            stack.callback(torch._dynamo.reset)
+            stack.enter_context(torch._inductor.config.patch(options))
+        if variant in NO_SENSOR_OBSERVE:
+            def without_sensors(programs: warp_programs.WarpPrograms) -> None:
+                mjw, m, d = warp_programs.mjw, programs.model, programs.data
+                mjw.kinematics(m, d)
+                mjw.com_pos(m, d)
+                mjw.com_vel(m, d)
+
+            stack.enter_context(mock.patch.object(warp_programs.WarpPrograms, "_observe", without_sensors))
         yield
-        return
-    torch._dynamo.reset()
-    try:
-        with torch._inductor.config.patch(options):
-            yield
-    finally:
-        torch._dynamo.reset()
 
 
 def env_overrides(variant: str, buffers: dict) -> dict:
@@ -250,32 +271,32 @@ def measure_env(task: str, n: int, device: str, seconds: float, warmup: int, var
     from dhal.commands.bench_env import measure_env_throughput
     from dhal.envs.registry import make_env
 
-    t = time.perf_counter()
-    env = make_env(task=task, num_envs=n, backend="mujoco_warp", device=device,
-                   overrides=env_overrides(variant, buffers or {}))
-    build_s = time.perf_counter() - t
-    try:
-        # a time-out in the warm-up: the reset path runs (and compiles) before timing
-        with inductor_options(variant):
+    with variant_setup(variant):
+        t = time.perf_counter()
+        env = make_env(task=task, num_envs=n, backend="mujoco_warp", device=device,
+                       overrides=env_overrides(variant, buffers or {}))
+        build_s = time.perf_counter() - t
+        try:
+            # a time-out in the warm-up: the reset path runs (and compiles) before timing
             run = measure_env_throughput(env, seconds, warmup, time_out_in_warmup=variant != "noreset")
-        prefix = f"{variant}_"
-        return {
-            f"{prefix}control_steps_per_s": run.env_steps_per_s,
-            f"{prefix}steps": run.steps,
-            f"{prefix}build_s": build_s,
-            f"{prefix}warmup_s": run.warmup_s,  # includes compiling
-            f"{prefix}done_fraction_sampled": run.done_fraction,
-            # env steps over the steps its own physics alone would make in that time (the raw
-            # stepping runs its robots from the keyframe, without resets or randomised parameters)
-            f"{prefix}over_physics": run.env_steps_per_s / run.physics_steps_per_s,
-            f"{prefix}physics_control_steps_per_s": run.physics_steps_per_s,
-            "decimation": int(env.cfg.sim.decimation),
-            f"{prefix}warnings": env.sim.warning_counts(),
-            "scene": str(env.cfg.scene),
-        }
-    finally:
-        env.close()
-        del env
+            prefix = f"{variant}_"
+            return {
+                f"{prefix}control_steps_per_s": run.env_steps_per_s,
+                f"{prefix}steps": run.steps,
+                f"{prefix}build_s": build_s,
+                f"{prefix}warmup_s": run.warmup_s,  # includes compiling
+                f"{prefix}done_fraction_sampled": run.done_fraction,
+                # env steps over the steps its own physics alone would make in that time (the raw
+                # stepping runs its robots from the keyframe, without resets or randomised parameters)
+                f"{prefix}over_physics": run.env_steps_per_s / run.physics_steps_per_s,
+                f"{prefix}physics_control_steps_per_s": run.physics_steps_per_s,
+                "decimation": int(env.cfg.sim.decimation),
+                f"{prefix}warnings": env.sim.warning_counts(),
+                "scene": str(env.cfg.scene),
+            }
+        finally:
+            env.close()
+            del env
 
 
 def measure_size(row: dict, n: int, args: argparse.Namespace, xml: Path, kw: dict, decimation: int,
@@ -418,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
             key = f"profile_{variant}"
             log(f"N={n}: profiling {args.profile_steps} env steps ({variant}) ...")
             try:
-                with inductor_options(variant):
+                with variant_setup(variant):
                     payload[key] = profile_env(args.task, n, device, args.profile_steps, profile_path, variant,
                                                env_overrides(variant, kw))
                 log(f"{key}: {payload[key]['kernel_launches_per_step']:.0f} kernel launches per step, "

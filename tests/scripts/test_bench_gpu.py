@@ -93,8 +93,46 @@ def test_a_variants_inductor_options_hold_only_while_it_is_measured():
     bench = load_bench_gpu()
     assert bench.VARIANTS["compiled_combo"]["sim.compile"] is True
     default = inductor_config.combo_kernels
-    with bench.inductor_options("compiled_combo"):
+    with bench.variant_setup("compiled_combo"):
         assert inductor_config.combo_kernels is True
-    with bench.inductor_options("compiled"):
+    with bench.variant_setup("compiled"):
         assert inductor_config.combo_kernels == default
     assert inductor_config.combo_kernels == default
+
+
+def test_leaving_the_imu_out_of_the_update_changes_nothing_the_task_observes():
+    """compiled_no_imu drops the position/velocity sensors from the update after a step; the task
+    does not read them, so observations, rewards and resets are those of the full update."""
+    pytest.importorskip("mujoco_warp")
+    import torch
+
+    from dhal.envs.backends import warp_programs
+    from dhal.envs.registry import make_env
+
+    bench = load_bench_gpu()
+    full_observe = warp_programs.WarpPrograms._observe
+    overrides = {"sim.queue_resets": True, "sim.check_every": 2}
+    full = make_env(num_envs=3, seed=6, backend="mujoco_warp", device="cpu", overrides=overrides)
+    with bench.variant_setup("compiled_no_imu"):
+        lean = make_env(num_envs=3, seed=6, backend="mujoco_warp", device="cpu", overrides=overrides)
+        assert warp_programs.WarpPrograms._observe is not full_observe
+    assert warp_programs.WarpPrograms._observe is full_observe
+    draws = torch.Generator().manual_seed(3)
+    imu = [lean.sim.info.sensor_slices[name] for name in ("imu_gyro", "imu_linvel")]
+    stale = False
+    for i in range(6):
+        actions = 0.5 * torch.randn(3, 12, generator=draws)
+        with torch.inference_mode():
+            if i == 2:
+                for env in (full, lean):
+                    env.episode_length_buf[1] = env.max_episode_length - 1
+            a, b = full.step(actions), lean.step(actions)
+        assert torch.equal(a.reward, b.reward) and torch.equal(a.truncated, b.truncated), i
+        for key in a.observations:
+            assert torch.equal(a.observations[key], b.observations[key]), (i, key)
+        # what the update leaves out is really left out: the IMU reads differ
+        fa, fb = full.sim.read().sensordata, lean.sim.read().sensordata
+        stale |= any(not torch.equal(fa[:, s:s + d], fb[:, s:s + d]) for s, d in imu)
+    assert stale
+    full.close()
+    lean.close()
