@@ -89,7 +89,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile-steps", type=int, default=0,
                    help="after the table, profile this many env steps at the largest size (torch.profiler, "
                         "CPU + CUDA) and write the top operators and host syncs to gpu_profile.txt; 0 skips")
+    p.add_argument("--profile-variants", nargs="+", choices=sorted(VARIANTS), default=None,
+                   help="the variants --profile-steps profiles (default: all of --variants; each compiled "
+                        "one compiles again for its new env)")
     args = p.parse_args(argv)
+    if args.profile_variants is None:
+        args.profile_variants = args.variants
     if args.rounds < 1:
         p.error(f"--rounds must be >= 1, got {args.rounds}")
     return args
@@ -435,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         n = max(args.sizes)
         profile_path = json_path.with_name("gpu_profile.txt")
         profile_path.unlink(missing_ok=True)
-        for variant in args.variants:
+        for variant in args.profile_variants:
             key = f"profile_{variant}"
             log(f"N={n}: profiling {args.profile_steps} env steps ({variant}) ...")
             try:

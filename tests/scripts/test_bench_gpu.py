@@ -136,3 +136,10 @@ def test_leaving_the_imu_out_of_the_update_changes_nothing_the_task_observes():
     assert stale
     full.close()
     lean.close()
+
+
+def test_profiled_variants_default_to_the_measured_ones():
+    bench = load_bench_gpu()
+    assert bench.parse_args(["--variants", "env", "fresh"]).profile_variants == ["env", "fresh"]
+    chosen = bench.parse_args(["--variants", "env", "compiled", "--profile-variants", "compiled"])
+    assert chosen.profile_variants == ["compiled"]
