@@ -26,11 +26,11 @@ def maybe_compile(fn: F, enabled: bool) -> F:
     (training, `dhal eval`, `play`, `bench`); other calls, such as the constructor's first reset,
     run eagerly. Dynamo guards on grad mode and on each tensor's dispatch keys, which differ
     between inference tensors and normal ones, so compiling for both compiled each function
-    twice (5 of 6-7 compilations in a smoke training were such repeats; about half of a `paper`
-    run's 29 s first iteration on an H200). The first call under inference mode runs eagerly
-    too: the state it returns replaces the constructor's normal tensors, and constants built
-    lazily on first use (the contract's scale and noise vectors, the rotation table of
-    quat_to_rpy) exist before dynamo traces, so its guards on them hold.
+    twice (6 recompiles in a smoke training on CPU Warp, none now; there inductor's caches had
+    made the repeats cheap, what they cost on a GPU is to be measured). The first call under
+    inference mode runs eagerly too: the state it returns replaces the constructor's normal
+    tensors, and constants built lazily on first use (the contract's scale and noise vectors,
+    the rotation table of quat_to_rpy) exist before dynamo traces, so its guards on them hold.
 
     Shapes are static at first (dynamo's default: a second batch size in the process compiles
     once more, with the sizes dynamic). Compiling with dynamic=True instead made every float the
@@ -47,11 +47,11 @@ def maybe_compile(fn: F, enabled: bool) -> F:
     @functools.wraps(fn)
     def compiled_in_rollouts(*args, **kwargs):
         nonlocal warm
+        if not torch.is_inference_mode_enabled():
+            return fn(*args, **kwargs)
         if warm:
-            if torch.is_inference_mode_enabled():
-                return compiled(*args, **kwargs)
-        elif torch.is_inference_mode_enabled():
-            warm = True
+            return compiled(*args, **kwargs)
+        warm = True
         return fn(*args, **kwargs)
 
     return compiled_in_rollouts  # type: ignore[return-value]
