@@ -67,6 +67,7 @@ import numpy as np
 import torch
 
 from dhal.envs.compilation import maybe_compile
+from dhal.envs.packing import pack_rows, unpack_rows
 
 from .base import ModelInfo, Refresh, SimState, SimulationDiverged, check_refresh, env_mask
 from .warp_capacity import WarpCapacityError, capacity_error
@@ -341,15 +342,8 @@ class MujocoWarpSimulator:
     def read(self) -> SimState:
         """A fresh float32 snapshot on `device` (the sim is never aliased), copied in one
         operation: the fields are views of one new [N, *] buffer (a kernel instead of seven)."""
-        t = self._t
-        fields = [t[name] for name in _SNAPSHOT_FIELDS]
-        buffer = torch.cat([f.reshape(self.num_envs, -1) for f in fields], dim=1)
-        views, start = [], 0
-        for f in fields:
-            width = f[0].numel()
-            views.append(buffer[:, start:start + width].view(f.shape))
-            start += width
-        return SimState(*views)
+        fields = [self._t[name] for name in _SNAPSHOT_FIELDS]
+        return SimState(*unpack_rows(pack_rows(fields), fields))
 
     # ------------------------------------------------------------------ writing state
     def _ids(self, env_ids: torch.Tensor | np.ndarray | Sequence[int]) -> torch.Tensor:

@@ -14,11 +14,12 @@ from typing import Any, NamedTuple
 
 import torch
 
+from dhal.envs.backends.base import SimState
 from dhal.envs.contract import Contract
+from dhal.envs.packing import pack_rows, unpack_rows
 from dhal.envs.skateboard import clock, commands, observations, rewards, terminations
 from dhal.envs.skateboard.config import ObservationConfig, SkateboardConfig
 from dhal.envs.skateboard.observations import DomainParams, Observed
-from dhal.envs.backends.base import SimState
 from dhal.envs.skateboard.state import SceneIndices, SkateState, derive_state
 
 
@@ -116,25 +117,20 @@ def step_metrics(s: SkateState, contacts: Contacts, phase: torch.Tensor, gates: 
     tensor, zero in the rows of the mask `broken`) and its columns by name ([N], or [N, 4] per
     foot), views of it."""
     columns = {
-        "board_speed": s.deck_lin_vel_b[:, 0:1],
-        "base_height": s.base_pos[:, 2:3],
-        "attachment_error": s.attachment_error.unsqueeze(-1),
+        "board_speed": s.deck_lin_vel_b[:, 0],
+        "base_height": s.base_pos[:, 2],
+        "attachment_error": s.attachment_error,
         "marker_distance": torch.linalg.vector_norm(s.marker_pos - s.foot_pos, dim=-1),  # per foot
         "foot_contact": contacts.foot.float(),
-        "phase": phase.unsqueeze(-1),
-        "gate_glide": gates["glide"].unsqueeze(-1),
-        "gate_push": gates["push"].unsqueeze(-1),
-        "command_vx": commands[:, 0:1],
-        "command_yaw_rate": commands[:, 2:3],
-        "yaw_rate": s.base_ang_vel_b[:, 2:3],
+        "phase": phase,
+        "gate_glide": gates["glide"],
+        "gate_push": gates["push"],
+        "command_vx": commands[:, 0],
+        "command_yaw_rate": commands[:, 2],
+        "yaw_rate": s.base_ang_vel_b[:, 2],
     }
-    table = zero_rows(torch.cat(tuple(columns.values()), dim=-1), broken)
-    views, start = {}, 0
-    for name, column in columns.items():
-        width = column.shape[-1]
-        views[name] = table[:, start:start + width] if width > 1 else table[:, start]
-        start += width
-    return table, views
+    table = zero_rows(pack_rows(tuple(columns.values())), broken)
+    return table, dict(zip(columns, unpack_rows(table, tuple(columns.values()))))
 
 
 def row_mask(rows: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
