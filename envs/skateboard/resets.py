@@ -88,20 +88,13 @@ def restart(
     return restarted, pose
 
 
-def restarted_observations(contract: Contract, cfg: SkateboardConfig, s: SkateState, memory: Memory,
-                           noise: torch.Tensor | None, domain: DomainParams, default_pose: torch.Tensor,
-                           fresh: torch.Tensor) -> Observed:
-    """The observations after a restart: the envs in `fresh` fill their history with the frame of
-    their new state `s`, the others keep the history of the step before."""
-    return observe_memory(contract, cfg, s, memory, episode_phase(memory.episode_steps, cfg), noise, domain,
-                          default_pose, fresh)
-
-
 def observe_restarted_snapshot(snapshot: SimState, idx: SceneIndices, contract: Contract, cfg: SkateboardConfig,
                                memory: Memory, noise: torch.Tensor | None, domain: DomainParams,
                                default_pose: torch.Tensor, fresh: torch.Tensor) -> tuple[SkateState, Observed]:
-    """The state derived from the physics' `snapshot` after a restart, and its observations
-    (`restarted_observations`): one compiled graph instead of two, as `transition_from_snapshot`."""
+    """The state derived from the physics' `snapshot` after a restart, and its observations: the
+    envs in `fresh` fill their history with the frame of their new state, the others keep the
+    history of the step before. One function, so that a compiled env enters one graph for both
+    (as `transition.transition_from_snapshot`)."""
     s = derive_state(snapshot, idx)
-    return s, restarted_observations(contract, cfg, s, memory, noise, domain, default_pose, fresh)
-
+    return s, observe_memory(contract, cfg, s, memory, episode_phase(memory.episode_steps, cfg), noise, domain,
+                             default_pose, fresh)

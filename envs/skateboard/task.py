@@ -19,7 +19,6 @@ from dhal.envs.robots import go1
 from dhal.envs.skateboard import events, observations, resets, rewards, terminations, transition
 from dhal.envs.skateboard.config import CUDA_CHECK_EVERY, TERRAIN_GEOMS, SkateboardConfig
 from dhal.envs.skateboard.episode_log import EpisodeLog
-from dhal.envs.skateboard.observations import Observed
 from dhal.envs.skateboard.state import SceneIndices
 from dhal.envs.skateboard.transition import Contacts, Memory
 
@@ -142,11 +141,9 @@ class SkateboardEnv:
 
     def observations(self) -> dict[str, torch.Tensor]:
         """This step's observations. The history is copied: the env reads its own in the next
-        step. The others are the tensors this step built, which the env never writes again, so
-        they are not copied (the privileged group is the largest: 1,630 floats per env)."""
-        history = self._obs["history"].clone()
-        return {**self._obs, "history": history,
-                "proprio": history.view(self.num_envs, self.contract.history_length, -1)[:, -1]}
+        step (proprio is the copy's newest frame). The privileged group is the tensor this step
+        built, which the env never writes again, so it is not copied (1,630 floats per env)."""
+        return self._observation_groups(self.history.clone(), self._obs["privileged"])
 
     def reset(self, env_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Restart all envs, or those in `env_ids`. A divergence found since the last check-in
@@ -187,7 +184,7 @@ class SkateboardEnv:
         self.contacts, self.gates, self.commands, self.episode_sums = t.contacts, t.gates, t.commands, t.episode_sums
         self.last_joint_vel, self.last_torques = s.joint_vel, s.joint_torque
         self.history = t.observed.history
-        self._obs = self._observation_groups(t.observed)
+        self._obs = self._observation_groups(self.history, t.observed.privileged)
         self._apply_pushes()  # after the observations: they are of the state before the push
         dynamics_targets = {"next_state": t.next_state, "next_contacts": t.next_contacts}
         terminated, truncated, done = t.terminated, t.truncated, t.done
@@ -337,7 +334,7 @@ class SkateboardEnv:
             self.default_pose, mask)
         # the envs in `mask` fill their history with their new frame; the others keep theirs
         self.history = observed.history
-        self._obs = self._observation_groups(observed)
+        self._obs = self._observation_groups(self.history, observed.privileged)
 
     def _frame_noise(self) -> torch.Tensor | None:
         """A standard-normal draw for the next frame's observation noise, or None without noise."""
@@ -345,7 +342,7 @@ class SkateboardEnv:
             return None
         return torch.randn((self.num_envs, self.contract.frame_size), generator=self.generator, device=self.device)
 
-    def _observation_groups(self, observed: Observed) -> dict[str, torch.Tensor]:
+    @staticmethod
+    def _observation_groups(history: torch.Tensor, privileged: torch.Tensor) -> dict[str, torch.Tensor]:
         # The proprio group is the history's newest frame, so both groups always agree.
-        return {"history": observed.history.flatten(1), "proprio": observed.history[:, -1],
-                "privileged": observed.privileged}
+        return {"history": history.flatten(1), "proprio": history[:, -1], "privileged": privileged}
