@@ -18,9 +18,9 @@ For each number of envs N:
   step launches, counted on the CPU), "compiled" (sim.compile; 1-2 min of compiling on a cold
   machine, again for every size: each is compiled for its own static shapes, as a training
   process would be), "gpu_compiled" (both), "compiled_combo" (sim.compile with inductor's
-  combo kernels: independent small kernels launched together; GPU only) and "compiled_no_imu"
+  combo kernels: independent small kernels launched together; GPU only), "compiled_no_imu"
   (sim.compile, and the update after a step leaves out the position/velocity sensors, which the
-  task does not read; an experiment), "fresh" (sim.fresh_constraint_velocities: what following
+  task does not read; an experiment) and "fresh" (sim.fresh_constraint_velocities: what following
   MuJoCo C's constraint velocities costs); --njmax/--nconmax
   size the env's buffers too (sim.njmax / sim.nconmax), so env and raw step the same buffers;
 and the ratios to raw (the project's goal for env/raw is >= 0.8), and each env variant's ratio to
