@@ -249,6 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         spin_until(executor, stop)
     finally:
         bridge.stop()  # damping packets before anything else goes away
+        node._log_events()  # what latched since the last timer (a fault's reason among them)
         node.get_logger().info("stopped: damping sent")
         executor.shutdown()
         node.destroy_node()
