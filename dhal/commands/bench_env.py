@@ -125,13 +125,21 @@ class PhysicsClock:
         return self._host_seconds + sum(begin.elapsed_time(end) for begin, end in self._events) / 1e3
 
 
+def warm_up(env: BatchedEnv, actions: Callable[[int], torch.Tensor], steps: int, time_out: bool = True) -> None:
+    """Step `env` `steps` times with `actions(step)`. With `time_out` the second step times out
+    env 0, so the reset path has run (and, with sim.compile, been compiled) as well."""
+    for step in range(steps):
+        if step == 1 and time_out:
+            env.episode_length_buf[0] = env.max_episode_length - 1
+        env.step(actions(step))
+
+
 def measure_env_throughput(env: BatchedEnv, seconds: float, warmup_steps: int, seed: int = 0,
                            time_out_in_warmup: bool = True) -> EnvThroughput:
     """Control steps per second summed over envs, for joint targets default + N(0, 0.1 rad), and
     the same steps over the physics time alone (equal to the env rate if the env has no `sim`).
 
-    With `time_out_in_warmup` the second warm-up step times out env 0, so the reset path has run
-    (and, with sim.compile, been compiled) before timing starts. Queued GPU work is waited for at
+    `time_out_in_warmup` as `warm_up`'s `time_out`. Queued GPU work is waited for at
     the end of the warm-up and of the timed loop, so each is charged what it launched."""
     generator = torch.Generator(device=env.device).manual_seed(seed)
     sigma = TARGET_NOISE_RAD / action_scale_of(env.cfg)
@@ -147,10 +155,7 @@ def measure_env_throughput(env: BatchedEnv, seconds: float, warmup_steps: int, s
     try:
         with torch.inference_mode():  # as in a learner's rollout
             start = time.perf_counter()
-            for step in range(warmup_steps):
-                if step == 1 and time_out_in_warmup:
-                    env.episode_length_buf[0] = env.max_episode_length - 1
-                env.step(bank[step % ACTION_BANK_SIZE])
+            warm_up(env, lambda step: bank[step % ACTION_BANK_SIZE], warmup_steps, time_out_in_warmup)
             _wait_for_device(env.device)
             warmup_s = time.perf_counter() - start
             if clock is not None:

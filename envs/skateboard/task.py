@@ -174,16 +174,14 @@ class SkateboardEnv:
 
         draws = transition.Draws(torch.rand(self.num_envs, 2, generator=self.generator, device=self.device),
                                  self._frame_noise())
-        s, t = self._transition(snapshot, self.idx, self.reward_table, self.cfg, self.contract, self._memory(), draws,
+        before = self._memory()
+        s, t = self._transition(snapshot, self.idx, self.reward_table, self.cfg, self.contract, before, draws,
                                 domain=self.domain, default_pose=self.default_pose, glide_pose=self.glide_pose,
                                 free_feet=self.free_feet, max_episode_length=self.max_episode_length,
                                 broken=self.sim.unchecked_divergence())
         self.state = s
         breakdown, metrics, reasons = t.breakdown, t.metrics, dict(t.reasons)
-        sums_before = self.episode_sums
-        self.contacts, self.gates, self.commands, self.episode_sums = t.contacts, t.gates, t.commands, t.episode_sums
-        self.last_joint_vel, self.last_torques = s.joint_vel, s.joint_torque
-        self.history = t.observed.history
+        self._remember(t.memory_after(before, s))
         self._obs = self._observation_groups(self.history, t.observed.privileged)
         self._apply_pushes()  # after the observations: they are of the state before the push
         dynamics_targets = {"next_state": t.next_state, "next_contacts": t.next_contacts}
@@ -201,7 +199,7 @@ class SkateboardEnv:
             # (each tensor once: the metrics are views of their table, proprio of the history)
             outputs = (breakdown.groups, breakdown.term_values, t.metric_table, *dynamics_targets.values(),
                        *_storage(self._obs), *_storage(final_observations or {}))
-            self._discard(reasons["diverged"], sums_before, outputs)
+            self._discard(reasons["diverged"], before.episode_sums, outputs)
             terminated, truncated = terminated | reasons["diverged"], truncated & ~reasons["diverged"]
             done = terminated | truncated
             if self.queue_resets:  # the backend has put them at the model defaults since

@@ -70,6 +70,13 @@ class Transition(NamedTuple):
     next_state: torch.Tensor  # [N, D]: the clean frame's dynamics part
     next_contacts: torch.Tensor  # [N, 3] float: the free feet's contacts
 
+    def memory_after(self, before: Memory, s: SkateState) -> Memory:
+        """What the env remembers after this transition, which started from `before` and
+        reached `s`."""
+        return before._replace(contacts=self.contacts, gates=self.gates, commands=self.commands,
+                               episode_sums=self.episode_sums, last_joint_vel=s.joint_vel,
+                               last_torques=s.joint_torque, history=self.observed.history)
+
 
 def episode_phase(episode_steps: torch.Tensor, cfg: SkateboardConfig) -> torch.Tensor:
     """[N] clock phase of each env's time since its episode started."""

@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench_gpu import VARIANTS
     from step_profile import operator_counts
     from dhal.envs import compilation
+    from dhal.commands.bench_env import warm_up
     from dhal.envs.registry import make_env
 
     inductor_config.fx_graph_cache = False  # generate every graph in this process, so it is counted
@@ -66,10 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         env = make_env(num_envs=n, backend="mujoco_warp", device="cpu", overrides=VARIANTS["gpu_compiled"])
     actions = torch.zeros(n, env.num_actions)
     with torch.inference_mode():
-        for i in range(25):  # compiles every graph, through a time-out's restart
-            if i == 1:
-                env.episode_length_buf[0] = env.max_episode_length - 1
-            env.step(actions)
+        warm_up(env, lambda step: actions, 25)  # compiles every graph, through a time-out's restart
         calls.clear()
         with profile() as prof:
             for _ in range(args.steps):

@@ -110,6 +110,7 @@ def profile_env(task: str, n: int, device: str, steps: int, path: Path, variant:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
+    from dhal.commands.bench_env import warm_up
     from dhal.envs.registry import make_env
 
     env = make_env(task=task, num_envs=n, backend="mujoco_warp", device=device, overrides=overrides)
@@ -120,10 +121,7 @@ def profile_env(task: str, n: int, device: str, steps: int, path: Path, variant:
         gen = torch.Generator(device=env.device).manual_seed(0)
         actions = (0.4 * torch.randn((n, env.num_actions), generator=gen, device=env.device)).clamp(-3, 3)
         with torch.inference_mode():
-            for i in range(5):
-                if i == 1 and variant != "noreset":  # the reset path warm before profiling
-                    env.episode_length_buf[0] = env.max_episode_length - 1
-                env.step(actions)
+            warm_up(env, lambda step: actions, 5, time_out=variant != "noreset")
             sync(device)
             with profile(activities=activities) as prof:
                 for _ in range(steps):
