@@ -43,7 +43,7 @@ BACKEND_ALIASES: dict[str, str] = {"mjwarp": "mujoco_warp", "mjbatch": "mujoco_b
 
 # name -> bare-physics throughput function of that backend: the denominator of `dhal bench env`.
 _RAW_THROUGHPUT: dict[str, str] = {
-    "mujoco_batch": ".mujoco_batch:raw_step_throughput",
+    "mujoco_batch": ".batch_raw:raw_step_throughput",
     "mujoco_warp": ".warp_raw:raw_step_throughput_warp",
 }
 

@@ -35,11 +35,12 @@ import numpy as np
 import torch
 from mujoco import batch as mjbatch
 
-from .base import ModelInfo, Refresh, SimState, SimulationDiverged, check_refresh, env_mask
+from .base import Refresh, SimState, SimulationDiverged, check_refresh, env_mask
+from .model_info import build_model_info, ctrl_history_columns, model_field_copy, object_name
 
-__all__ = ["MujocoBatchSimulator", "build_model_info", "default_nthread", "raw_step_throughput"]
+__all__ = ["STAGES", "MujocoBatchSimulator", "default_nthread"]
 
-_STAGES = {
+STAGES = {
     "none": mujoco.mjtStage.mjSTAGE_NONE,
     "pos": mujoco.mjtStage.mjSTAGE_POS,
     "vel": mujoco.mjtStage.mjSTAGE_VEL,
@@ -56,76 +57,12 @@ _WARNING_NAMES = tuple(
 )
 
 
-def ctrl_history_columns(model: mujoco.MjModel) -> list[tuple[int, np.ndarray]]:
-    """(actuator, columns of its stored control values in mjData.history) for each actuator
-    with a history. MuJoCo's layout per actuator: [user, cursor, nsample times, nsample values]."""
-    columns = []
-    for actuator in range(model.nu):
-        nsample = int(model.actuator_history[actuator, 0])
-        if nsample > 0:
-            start = int(model.actuator_historyadr[actuator]) + 2 + nsample
-            columns.append((actuator, np.arange(start, start + nsample)))
-    return columns
-
-
 def default_nthread() -> int:
     """CPUs this process may run on (cgroup/affinity aware), at least 1."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
-
-
-def _name(model: mujoco.MjModel, obj: mujoco.mjtObj, i: int) -> str:
-    return mujoco.mj_id2name(model, obj, i) or ""
-
-
-def build_model_info(model: mujoco.MjModel) -> ModelInfo:
-    """Resolve every named object of `model` once. Unnamed objects are left out."""
-    obj = mujoco.mjtObj
-
-    def named(kind: mujoco.mjtObj, count: int) -> dict[str, int]:
-        out = {}
-        for i in range(count):
-            name = _name(model, kind, i)
-            if name:
-                out[name] = i
-        return out
-
-    joints = named(obj.mjOBJ_JOINT, model.njnt)
-    actuator_names = tuple(_name(model, obj.mjOBJ_ACTUATOR, i) for i in range(model.nu))
-    actuator_joint: dict[str, str] = {}
-    joint_trn = (int(mujoco.mjtTrn.mjTRN_JOINT), int(mujoco.mjtTrn.mjTRN_JOINTINPARENT))
-    for i, name in enumerate(actuator_names):
-        if name and int(model.actuator_trntype[i]) in joint_trn:
-            joint = _name(model, obj.mjOBJ_JOINT, int(model.actuator_trnid[i, 0]))
-            if joint:
-                actuator_joint[name] = joint
-    sensors = {
-        name: (int(model.sensor_adr[i]), int(model.sensor_dim[i]))
-        for name, i in named(obj.mjOBJ_SENSOR, model.nsensor).items()
-    }
-    keyframes = {
-        name: torch.tensor(model.key_qpos[i], dtype=torch.float32)
-        for name, i in named(obj.mjOBJ_KEY, model.nkey).items()
-    }
-    return ModelInfo(
-        nq=model.nq,
-        nv=model.nv,
-        nu=model.nu,
-        nsensordata=model.nsensordata,
-        physics_dt=float(model.opt.timestep),
-        joint_qpos_adr={n: int(model.jnt_qposadr[i]) for n, i in joints.items()},
-        joint_qvel_adr={n: int(model.jnt_dofadr[i]) for n, i in joints.items()},
-        actuator_names=actuator_names,
-        actuator_joint=actuator_joint,
-        sensor_slices=sensors,
-        site_ids=named(obj.mjOBJ_SITE, model.nsite),
-        body_ids=named(obj.mjOBJ_BODY, model.nbody),
-        geom_ids=named(obj.mjOBJ_GEOM, model.ngeom),
-        equality_ids=named(obj.mjOBJ_EQUALITY, model.neq),
-        keyframes=keyframes,
-    )
 
 
 def _torch_view(array: np.ndarray) -> torch.Tensor:
@@ -163,14 +100,14 @@ class MujocoBatchSimulator:
             )
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
-        if stage not in _STAGES:
-            raise ValueError(f"stage must be one of {list(_STAGES)}, got {stage!r}")
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {list(STAGES)}, got {stage!r}")
         self.xml_path = Path(xml_path)
         self.model = mujoco.MjModel.from_xml_path(str(self.xml_path))
         self.info = build_model_info(self.model)
         self.num_envs = int(num_envs)
         self.nthread = default_nthread() if nthread is None else int(nthread)
-        self._stage = int(_STAGES[stage])
+        self._stage = int(STAGES[stage])
         self.batch = mjbatch.Batch(self.model, self.num_envs, self.nthread, persistent)
         b = self.batch
 
@@ -466,7 +403,7 @@ class MujocoBatchSimulator:
         if isinstance(camera, str):
             cam_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
             if cam_id < 0:
-                names = [_name(model, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in range(model.ncam)]
+                names = [object_name(model, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in range(model.ncam)]
                 raise KeyError(f"model has no camera named {camera!r}; it has {names}")
         else:
             cam_id = int(camera)
@@ -496,90 +433,3 @@ class MujocoBatchSimulator:
             f"MujocoBatchSimulator({str(self.xml_path)!r}, num_envs={self.num_envs}, "
             f"nthread={self.nthread})"
         )
-
-
-def model_field_copy(model: mujoco.MjModel, name: str) -> np.ndarray:
-    """A copy of an MjModel array field, or of an option field named 'opt.<name>'."""
-    value = getattr(model.opt, name[4:], None) if name.startswith("opt.") else getattr(model, name, None)
-    if value is None or isinstance(value, (str, bytes)):
-        raise KeyError(f"MjModel has no array field {name!r}")
-    return np.array(value, copy=True)
-
-
-def keyframe_control_bank(
-    model: mujoco.MjModel, keyframe: str | int | None, num_envs: int, noise: float, seed: int, size: int = 16
-) -> tuple[int, np.ndarray]:
-    """(keyframe index or -1, controls [size, num_envs, nu]) for the bare-stepping benchmarks:
-    the keyframe's ctrl (where it is all zero: the keyframe qpos of each joint-driven actuator's
-    joint, i.e. position targets) plus N(0, noise), clipped to ctrlrange. Default keyframe: the
-    first one, if the model has any."""
-    key = -1
-    if isinstance(keyframe, str):
-        key = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_KEY, keyframe)
-        if key < 0:
-            raise KeyError(f"model has no keyframe named {keyframe!r}")
-    elif keyframe is not None:
-        key = int(keyframe)
-    elif model.nkey > 0:
-        key = 0
-    target = model.key_ctrl[key].copy() if key >= 0 else np.zeros(model.nu)
-    qpos = model.key_qpos[key] if key >= 0 else model.qpos0
-    if not target.any():
-        for i in range(model.nu):
-            if int(model.actuator_trntype[i]) == int(mujoco.mjtTrn.mjTRN_JOINT):
-                target[i] = qpos[model.jnt_qposadr[model.actuator_trnid[i, 0]]]
-    rng = np.random.default_rng(seed)
-    bank = target + noise * rng.standard_normal((size, num_envs, model.nu))
-    limited = model.actuator_ctrllimited.astype(bool)
-    lo, hi = model.actuator_ctrlrange[:, 0], model.actuator_ctrlrange[:, 1]
-    return key, np.where(limited, np.clip(bank, lo, hi), bank)
-
-
-def raw_step_throughput(
-    xml_path: str | Path,
-    num_envs: int,
-    nsteps_per_call: int = 4,
-    seconds: float = 2.0,
-    *,
-    nthread: int | None = None,
-    keyframe: str | int | None = None,
-    noise: float = 0.1,
-    stage: Literal["none", "vel"] = "none",
-    seed: int = 0,
-    warmup_calls: int = 1,
-) -> float:
-    """Physics steps per second of a bare Batch on the model: the env-vs-raw denominator.
-
-    Every env starts at `keyframe` (name or index; default the first keyframe, else the model
-    defaults). Each call writes new controls: the keyframe's ctrl (or, where it is all zero, the
-    keyframe qpos of each joint-driven actuator's joint, i.e. position targets) plus
-    N(0, noise), clipped to ctrlrange, drawn ahead of time so the timed loop only copies and
-    steps. Diverged envs are left to MuJoCo's automatic reset. stage="none" is bare physics;
-    "vel" adds what the simulator's default step computes. Returns
-    num_envs * nsteps_per_call * calls / elapsed seconds, after `warmup_calls` untimed calls.
-    """
-    model = mujoco.MjModel.from_xml_path(str(xml_path))
-    nthread = default_nthread() if nthread is None else int(nthread)
-    b = mjbatch.Batch(model, num_envs, nthread)
-    key, bank = keyframe_control_bank(model, keyframe, num_envs, noise, seed)
-    b.reset(None, keyframe=key)
-    ctrl = b.bind("ctrl")
-    stage_value = int(_STAGES[stage])
-
-    def call(i: int) -> None:
-        ctrl[:] = bank[i % len(bank)]
-        b.step(None, nsteps_per_call, stage_value)
-
-    import time
-
-    for i in range(max(0, warmup_calls)):
-        call(i)
-    calls = 0
-    start = time.perf_counter()
-    while True:
-        call(calls + 1)
-        calls += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            break
-    return num_envs * nsteps_per_call * calls / elapsed

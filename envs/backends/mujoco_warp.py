@@ -71,7 +71,7 @@ from dhal.envs.packing import pack_rows, unpack_rows
 
 from .base import ModelInfo, Refresh, SimState, SimulationDiverged, check_refresh, env_mask
 from .warp_capacity import WarpCapacityError, capacity_error
-from .mujoco_batch import build_model_info, ctrl_history_columns, model_field_copy
+from .model_info import build_model_info, ctrl_history_columns, model_field_copy
 from .warp_programs import WarpPrograms, observable
 from .warp_setup import (
     DEFAULT_NCONMAX,

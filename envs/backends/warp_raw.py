@@ -10,7 +10,7 @@ from typing import Sequence
 import mujoco
 import torch
 
-from .mujoco_batch import keyframe_control_bank
+from .model_info import keyframe_control_bank
 from .warp_setup import (
     DEFAULT_NCONMAX,
     DEFAULT_NJMAX,

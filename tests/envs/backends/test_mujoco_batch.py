@@ -22,7 +22,8 @@ from dhal.envs.backends import (  # noqa: E402
     make_simulator,
     register_backend,
 )
-from dhal.envs.backends.mujoco_batch import MujocoBatchSimulator, raw_step_throughput  # noqa: E402
+from dhal.envs.backends.batch_raw import raw_step_throughput  # noqa: E402
+from dhal.envs.backends.mujoco_batch import MujocoBatchSimulator  # noqa: E402
 from dhal.envs.backends.rendering import HeadlessGLUnavailable  # noqa: E402
 
 # A free "trunk" with a hinged leg (position actuator) whose foot lands on the floor, a touch
