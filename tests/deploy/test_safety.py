@@ -1,19 +1,18 @@
-"""The deploy safety layer: FSM transitions, fault trips, latching, dry run, clamps and config checks."""
+"""The deploy safety layer's state machine: transitions, fault trips, latching and dry run (its clamps and
+config: test_clamps.py, test_safety_config.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
-from dhal.deploy.clamps import Clamp, clamp_policy_targets, predicted_torque, torque_window
+from dhal.deploy.clamps import Clamp
 from dhal.deploy.safety import SafetyMachine
 from dhal.deploy.safety_types import Command, Fault, FsmState, Request, RobotSensors
 from dhal.deploy.safety_config import SafetyConfig
@@ -551,113 +550,6 @@ def test_dry_run_never_actuates_the_policy_but_computes_its_targets():
     assert dry.state == FsmState.PASSIVE
 
 
-# ---- clamp properties ----------------------------------------------------------------------------
-
-CLAMP_CONFIGS = (
-    LIVE,
-    dataclasses.replace(LIVE, kd=0.0, max_target_step_rad=0.05),
-    dataclasses.replace(LIVE, kp=20.0, kd=3.0, torque_limits=(2.0,) * N, max_target_step_rad=1.0),
-    dataclasses.replace(LIVE, action_scale=1.0, action_limit=1.0),
-)
-
-
-@st.composite
-def clamp_inputs(draw):
-    cfg = draw(st.sampled_from(CLAMP_CONFIGS))
-    element = st.one_of(st.floats(-4.0, 4.0), st.floats(-1e12, 1e12))  # includes huge actions
-    action = draw(arrays(np.float64, N, elements=element))
-    q = draw(arrays(np.float64, N, elements=st.floats(-4.0, 5.0)))  # inside and well outside the limits
-    dq = draw(arrays(np.float64, N, elements=st.one_of(st.floats(-3.0, 3.0), st.floats(-60.0, 60.0))))
-    if draw(st.booleans()):
-        fraction = draw(arrays(np.float64, N, elements=st.floats(0.0, 1.0)))
-        previous = np.clip(LOW + fraction * (HIGH - LOW), LOW, HIGH)
-    else:
-        previous = draw(arrays(np.float64, N, elements=st.floats(-5.0, 6.0)))
-    return cfg, action, q, dq, previous
-
-
-@settings(max_examples=600, deadline=None)
-@given(clamp_inputs())
-def test_clamp_properties(inputs):
-    cfg, action, q, dq, previous = inputs
-    low, high, tau = cfg.vectors.soft_lower, cfg.vectors.soft_upper, cfg.vectors.torque_limits
-    targets, clamps = clamp_policy_targets(action, q, dq, previous, cfg)
-
-    # G1: always inside the soft limits.
-    assert np.all((low <= targets) & (targets <= high))
-
-    # G2: the torque bound wherever some in-limit target achieves it; else the nearest bound.
-    w_low, w_high = torque_window(q, dq, cfg)
-    achievable = (w_low <= high) & (w_high >= low)
-    torque = predicted_torque(targets, q, dq, cfg)
-    assert np.all(np.abs(torque[achievable]) <= tau[achievable] * (1 + 1e-9) + 1e-9)
-    np.testing.assert_array_equal(targets[w_low > high], high[w_low > high])
-    np.testing.assert_array_equal(targets[w_high < low], low[w_high < low])
-
-    # The stages, recomputed from the spec, to check the flags.
-    clipped = np.clip(action, -cfg.action_limit, cfg.action_limit)
-    raw = np.array(cfg.default_pose) + cfg.action_scale * clipped
-    soft = np.clip(raw, low, high)
-    step = cfg.max_target_step_rad
-    inside_before = bool(np.all((low <= previous) & (previous <= high)))
-    assert (Clamp.ACTION_CLIP in clamps) == bool(np.any(np.abs(action) > cfg.action_limit))
-    if inside_before:
-        rated = np.clip(soft, previous - step, previous + step)
-        assert (Clamp.SOFT_LIMIT in clamps) == bool(np.any((raw < low) | (raw > high)))
-        assert (Clamp.RATE_LIMIT in clamps) == bool(np.any((soft < previous - step) | (soft > previous + step)))
-        outside_window = (rated < w_low) | (rated > w_high)
-        nearest = np.where(w_low > high, high, low)
-        stuck = ~achievable & (rated == nearest)  # already the best in-limit target: nothing to change
-        assert (Clamp.TORQUE_LIMIT in clamps) == bool(np.any(outside_window & ~stuck))
-
-        # G3: the step bound, except where the torque clamp moved the target toward the zero-torque
-        # target (never past it).
-        over = np.abs(targets - previous) > step + 1e-12
-        if np.any(over):
-            assert Clamp.TORQUE_LIMIT in clamps
-            centre = q + cfg.kd / cfg.kp * dq
-            lo_end, hi_end = np.minimum(previous, centre), np.maximum(previous, centre)
-            assert np.all((lo_end[over] <= targets[over]) & (targets[over] <= hi_end[over]))
-
-    # Flags are exact: no flag, no change.
-    if clamps == Clamp.NONE:
-        np.testing.assert_array_equal(targets, np.array(cfg.default_pose) + cfg.action_scale * action)
-    # A stage that did not fire had no effect: disabling it gives the same targets.
-    huge = 1e9
-    for flag, change in ((Clamp.RATE_LIMIT, dict(max_target_step_rad=huge)),
-                         (Clamp.TORQUE_LIMIT, dict(torque_limits=(huge,) * N)),
-                         (Clamp.ACTION_CLIP, dict(action_limit=huge))):
-        if flag not in clamps:
-            other, _ = clamp_policy_targets(action, q, dq, previous, dataclasses.replace(cfg, **change))
-            np.testing.assert_array_equal(other, targets)
-
-
-def test_clamp_keeps_targets_inside_the_limits_when_q_is_far_outside():
-    q = HOLD.copy()
-    q[2] = LOW[2] - 2.0  # a calf reading far below its range: the torque window is below the limits
-    targets, clamps = clamp_policy_targets(np.zeros(N), q, np.zeros(N), HOLD, LIVE)
-    assert targets[2] == LOW[2]
-    assert clamps == Clamp.TORQUE_LIMIT
-
-
-def test_clamp_previous_targets_outside_the_limits_jump_back_inside():
-    previous = HOLD.copy()
-    previous[0] = HIGH[0] + 1.0  # e.g. a config change between sessions
-    q = HOLD.copy()
-    q[0] = HIGH[0]  # the robot is there: no torque to clamp
-    targets, clamps = clamp_policy_targets(np.zeros(N), q, np.zeros(N), previous, LIVE)
-    assert targets[0] == HIGH[0]  # the soft limits win over the rate limit
-    np.testing.assert_array_equal(np.delete(targets, 0), np.delete(HOLD, 0))
-    assert clamps == Clamp.RATE_LIMIT | Clamp.SOFT_LIMIT  # attributed to the stages that made the change
-
-
-def test_clamp_rejects_bad_inputs():
-    with pytest.raises(ValueError, match="action"):
-        clamp_policy_targets(np.full(N, np.nan), HOLD, np.zeros(N), HOLD, LIVE)
-    with pytest.raises(ValueError, match="previous_targets"):
-        clamp_policy_targets(np.zeros(N), HOLD, np.zeros(N), HOLD[:3], LIVE)
-
-
 # ---- a random walk through the machine -----------------------------------------------------------
 
 EVENTS = st.one_of(
@@ -752,108 +644,6 @@ def test_deterministic_given_inputs():
             assert (x is None) == (y is None)
             if x is not None:
                 np.testing.assert_array_equal(x, y)
-
-
-# ---- configuration -------------------------------------------------------------------------------
-
-def test_default_config_is_the_go1_one():
-    cfg = SafetyConfig()
-    assert cfg.dry_run is True
-    assert cfg.state_timeout_s == 0.025 and cfg.max_tilt_rad == 0.8 and cfg.max_inference_s == 0.005
-    assert cfg.max_consecutive_overruns == 3 and cfg.stand_up_time_s == 2.5 and cfg.sit_down_time_s == 2.0
-    assert cfg.stand_up_max_error_rad == 0.5
-    assert np.all(LOW > np.array(go1.JOINT_LOWER)) and np.all(HIGH < np.array(go1.JOINT_UPPER))
-    assert np.all(cfg.vectors.torque_limits < np.array(go1.TORQUE_LIMITS))
-    assert cfg.default_pose == go1.DEFAULT_POSE
-    with pytest.raises(ValueError):
-        cfg.vectors.soft_lower[0] = 0.0  # read-only
-
-
-@pytest.mark.parametrize("name, value", [
-    ("soft_lower", LIVE.soft_lower[:-1]),
-    ("soft_lower", tuple(LIVE.soft_upper)),  # lower not below upper
-    ("soft_upper", (math.nan,) + LIVE.soft_upper[1:]),
-    ("torque_limits", (-1.0,) * N),
-    ("torque_limits", "23.7"),
-    ("default_pose", (5.0,) + LIVE.default_pose[1:]),
-    ("lying_pose", (0.0,) * N),  # calf 0 is outside its range
-    ("action_scale", 0.0),
-    ("action_limit", -1.0),
-    ("kp", 0.0),
-    ("kd", -0.5),
-    ("max_target_step_rad", math.inf),
-    ("state_timeout_s", 0.0),
-    ("max_tilt_rad", 4.0),
-    ("max_inference_s", "fast"),
-    ("max_consecutive_overruns", 0),
-    ("max_consecutive_overruns", 2.5),
-    ("action_timeout_s", -0.1),
-    ("joint_limit_margin_rad", -0.01),
-    ("joint_limit_margin_rad", 0.6),  # not below stand_up_max_error_rad
-    ("stand_up_time_s", 0.0),
-    ("sit_down_time_s", math.nan),
-    ("stand_up_max_error_rad", 0.0),
-    ("dry_run", "false"),
-    ("joint_names", ("a",) * N),
-])
-def test_config_validation_names_the_field(name, value):
-    with pytest.raises(ValueError, match=rf"^SafetyConfig\.{name}:"):
-        SafetyConfig(**{name: value})
-
-
-def test_config_accepts_lists_and_arrays():
-    cfg = SafetyConfig(soft_lower=list(LIVE.soft_lower), default_pose=np.array(LIVE.default_pose))
-    assert cfg == SafetyConfig()
-    assert isinstance(cfg.soft_lower, tuple)
-
-
-def _fake_contract(joint_names=go1.JOINT_NAMES, **kw):
-    """A duck-typed contract (the real one needs torch), with go1 values looked up by name."""
-    pose = dict(zip(go1.JOINT_NAMES, go1.DEFAULT_POSE))
-    torque = dict(zip(go1.JOINT_NAMES, go1.TORQUE_LIMITS))
-    values = dict(joint_names=tuple(joint_names), default_pose=tuple(pose.get(j, 0.0) for j in joint_names),
-                  action_scale=0.5, action_limit=2.0, kp=30.0, kd=0.8,
-                  torque_limits=tuple(torque.get(j, 10.0) for j in joint_names))
-    values.update(kw)
-    return SimpleNamespace(**values)
-
-
-def test_for_contract_takes_the_policy_values_and_maps_limits_by_name():
-    contract = _fake_contract()
-    cfg = SafetyConfig.for_contract(contract, torque_derate=0.8, dry_run=False, max_tilt_rad=1.2)
-    assert (cfg.action_scale, cfg.action_limit, cfg.kp, cfg.kd) == (0.5, 2.0, 30.0, 0.8)
-    assert cfg.default_pose == contract.default_pose and cfg.dry_run is False and cfg.max_tilt_rad == 1.2
-    np.testing.assert_allclose(cfg.torque_limits, np.array(go1.TORQUE_LIMITS) * 0.8)
-    assert cfg.soft_lower == SafetyConfig().soft_lower and cfg.lying_pose == SafetyConfig().lying_pose
-
-    permuted = tuple(reversed(go1.JOINT_NAMES))
-    cfg_p = SafetyConfig.for_contract(_fake_contract(permuted))
-    assert cfg_p.joint_names == permuted
-    assert cfg_p.soft_lower == tuple(reversed(SafetyConfig().soft_lower))
-    assert cfg_p.lying_pose == tuple(reversed(SafetyConfig().lying_pose))
-    assert cfg_p.torque_limits == tuple(reversed(SafetyConfig().torque_limits))
-
-    with pytest.raises(TypeError, match="max_tilt"):
-        SafetyConfig.for_contract(contract, max_tilt=1.0)
-    odd = _fake_contract(joint_names=("x",) + go1.JOINT_NAMES[1:], default_pose=(0.0,) + go1.DEFAULT_POSE[1:])
-    with pytest.raises(ValueError, match=r"^SafetyConfig\.soft_lower:.*no Go1 default"):
-        SafetyConfig.for_contract(odd)
-    cfg_x = SafetyConfig.for_contract(odd, soft_lower=(-1.0,) + LIVE.soft_lower[1:],
-                                      soft_upper=(1.0,) + LIVE.soft_upper[1:], lying_pose=(0.0,) + LIVE.lying_pose[1:])
-    assert cfg_x.joint_names[0] == "x"
-    with pytest.raises(ValueError, match=r"^SafetyConfig\.action_scale:"):
-        SafetyConfig.for_contract(_fake_contract(action_scale=-0.25))
-
-
-def test_for_contract_with_the_real_contract():
-    pytest.importorskip("torch")
-    from dhal.envs.contract import go1_contract
-
-    contract = go1_contract(action_scale=0.3)
-    cfg = SafetyConfig.for_contract(contract)
-    assert cfg.joint_names == contract.joint_names and cfg.action_scale == 0.3
-    assert cfg.action_limit == contract.action_limit and cfg.kp == contract.kp and cfg.kd == contract.kd
-    assert cfg == SafetyConfig(action_scale=0.3)
 
 
 def test_sensors_are_checked_on_construction():
