@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Sequence
 
 import mujoco
 import numpy as np
@@ -70,8 +70,8 @@ from dhal.envs.compilation import maybe_compile
 from dhal.envs.packing import pack_rows, unpack_rows
 
 from .base import ModelInfo, Refresh, SimState, SimulationDiverged, check_refresh, env_mask
-from .warp_capacity import WarpCapacityError, capacity_error
 from .model_info import build_model_info, ctrl_history_columns, model_field_copy
+from .warp_checks import BAD_WARNINGS, MAXVAL, Problems, WarpCapacityError, capacity_error, find_problems
 from .warp_programs import WarpPrograms, observable
 from .warp_setup import (
     DEFAULT_NCONMAX,
@@ -87,45 +87,7 @@ from .warp_setup import (
 
 __all__ = ["MujocoWarpSimulator", "WarpCapacityError"]
 
-_MAXVAL = 1e10  # MuJoCo's mjMAXVAL: larger |qpos|, |qvel|, |qacc| counts as diverged
-_SOLVER_LIMIT_FLAGS = int(mjw.OverflowType.ITERATIONS) | int(mjw.OverflowType.LS_ITERATIONS)
-# EPA's horizon is a constant compiled into Warp (MJ_MAX_EPAHORIZON edges), not a buffer anyone
-# can size: when a degenerate convex pair needs more, Warp drops that pair's contact for the
-# substep. Rare (one world in a 45 s, 4,096-env run on an H200), and local to its world.
-_FAULT_FLAGS = int(mjw.OverflowType.EPA_HORIZON)
-_CAPACITY_FLAGS = int(mjw.OverflowType.ALL) & ~(_SOLVER_LIMIT_FLAGS | _FAULT_FLAGS)
-_BAD_WARNINGS = ("mjWARN_BADQPOS", "mjWARN_BADQVEL", "mjWARN_BADQACC", "warp_EPA_HORIZON")
-
-
 _SNAPSHOT_FIELDS = ("qpos", "qvel", "sensordata", "site_xpos", "xpos", "xquat", "actuator_force")  # SimState's order
-
-
-class _Problems(NamedTuple):
-    """Device-side findings of the steps since the last check, per world unless noted."""
-
-    kinds: torch.Tensor  # [N, 4] bool: bad qpos, bad qvel, bad qacc, EPA fault (_BAD_WARNINGS' order)
-    capacity_flags: torch.Tensor  # [N] Warp overflow bits of undersized buffers
-    counts_over: torch.Tensor  # [] bool: a constraint or contact count passed its buffer
-    diverged: torch.Tensor  # [N] bool: worlds whose physics can no longer be trusted (any kind)
-
-
-def find_problems(qpos: torch.Tensor, qvel: torch.Tensor, qacc: torch.Tensor, overflow: torch.Tensor,
-                  nefc: torch.Tensor, nacon: torch.Tensor, ncollision: torch.Tensor, njmax: int, naconmax: int,
-                  earlier: _Problems) -> _Problems:
-    """The problems of Warp's current data (its per-world state, overflow flags and counts),
-    or-ed with `earlier`: a pure function of tensors, so it can be compiled."""
-    kinds = earlier.kinds | torch.stack((
-        ~(qpos.abs() < _MAXVAL).all(dim=1),  # NaN compares False
-        ~(qvel.abs() < _MAXVAL).all(dim=1),
-        ~(qacc.abs() < _MAXVAL).all(dim=1),
-        (overflow & _FAULT_FLAGS) != 0,
-    ), dim=-1)
-    return _Problems(
-        kinds=kinds,
-        capacity_flags=earlier.capacity_flags | (overflow & _CAPACITY_FLAGS),
-        counts_over=earlier.counts_over | (nefc > njmax).any() | (nacon[0] > naconmax) | (ncollision[0] > naconmax),
-        diverged=kinds.any(-1),
-    )
 
 
 class MujocoWarpSimulator:
@@ -198,14 +160,14 @@ class MujocoWarpSimulator:
             self._reset_mask = wp.to_torch(reset_mask)
         self._model_fields: dict[str, torch.Tensor] = {}
         self._scrub_views: list[torch.Tensor] | None = None
-        self._warnings = dict.fromkeys(_BAD_WARNINGS, 0)
+        self._warnings = dict.fromkeys(BAD_WARNINGS, 0)
         # what the last step1 left current: "full" (the next step may skip its step1), "observed"
         # (poses, com velocities, sensors only) or "none" (the state changed since)
         self._stage1 = "none"
         self._derive_pending = False  # a derived update not yet followed by a step
         self._full_derive = True  # whether the next derived update is a whole step1
         self._can_observe = observable(self.model)
-        self._unchecked: _Problems | None = None  # what the steps since the last check found
+        self._unchecked: Problems | None = None  # what the steps since the last check found
         self._find_problems = maybe_compile(find_problems, compile_checks)
         self._use_graphs = graphs_supported(self._wp_device) if graphs is None else bool(graphs)
         self._programs = WarpPrograms(self.model, self.wp_model, self.wp_data, self._wp_device, reset_mask,
@@ -254,14 +216,14 @@ class MujocoWarpSimulator:
         else:  # judged now, on the device: the caller may reset these worlds before check()
             self._unchecked = self._problems(self._unchecked)
 
-    def _problems(self, earlier: _Problems | None = None) -> _Problems:
+    def _problems(self, earlier: Problems | None = None) -> Problems:
         """What is wrong now, on the device (no host sync), or-ed with `earlier`."""
         t = self._t
         if earlier is None:  # made now, not kept: a compiled check then sees tensors of one kind
             # (inference tensors under torch.inference_mode, as in a rollout) and compiles once
             no_world = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-            earlier = _Problems(
-                torch.zeros(self.num_envs, len(_BAD_WARNINGS), dtype=torch.bool, device=self.device),
+            earlier = Problems(
+                torch.zeros(self.num_envs, len(BAD_WARNINGS), dtype=torch.bool, device=self.device),
                 torch.zeros_like(t["overflow"]), torch.zeros((), dtype=torch.bool, device=self.device), no_world)
         return self._find_problems(t["qpos"], t["qvel"], t["qacc"], t["overflow"], t["nefc"], t["nacon"],
                                    t["ncollision"], self.njmax, self._naconmax, earlier)
@@ -282,9 +244,9 @@ class MujocoWarpSimulator:
         if not diverged:
             return
         ids = bad.nonzero().squeeze(-1)
-        which = problems.kinds[ids].int().argmax(-1).tolist()  # each env's first kind, as _BAD_WARNINGS orders them
+        which = problems.kinds[ids].int().argmax(-1).tolist()  # each env's first kind, as BAD_WARNINGS orders them
         for w in which:
-            self._warnings[_BAD_WARNINGS[w]] += 1
+            self._warnings[BAD_WARNINGS[w]] += 1
         env_ids = ids.tolist()
         # as MuJoCo does: reset the diverged worlds' data to the model defaults. Warp keeps
         # NaNs in per-world work arrays (constraint rows beyond nefc, ...) that later steps
@@ -300,11 +262,11 @@ class MujocoWarpSimulator:
         )
         cause = (
             "MuJoCo Warp's EPA horizon overflowed (a contact was dropped for a substep; the limit is fixed in Warp)"
-            if _BAD_WARNINGS[which[0]] == "warp_EPA_HORIZON" else f"NaN, Inf or huge value (> {_MAXVAL:g})"
+            if BAD_WARNINGS[which[0]] == "warp_EPA_HORIZON" else f"NaN, Inf or huge value (> {MAXVAL:g})"
         )
         raise SimulationDiverged(
             env_ids,
-            f"{cause}: env {env_ids[0]}: {_BAD_WARNINGS[which[0]]}; the data of these envs was reset to the "
+            f"{cause}: env {env_ids[0]}: {BAD_WARNINGS[which[0]]}; the data of these envs was reset to the "
             "model defaults" + note,
         )
 
