@@ -27,8 +27,7 @@ import numpy as np
 from dhal.deploy import topics
 from dhal.deploy.controller import ControllerConfig, PolicyController, TickOutput
 from dhal.deploy.go1.config import BridgeConfig
-from dhal.deploy.go1.packets import MOTOR_MODE_SERVO
-from dhal.deploy.go1.safety import BridgeSafety, JointFeedback
+from dhal.deploy.go1.safety import BridgeSafety
 from dhal.deploy.mcap_log import McapLogger
 from dhal.deploy.runtime import OnnxPolicy
 from dhal.deploy.safety_types import FsmState
@@ -36,7 +35,6 @@ from dhal.deploy.safety_config import SafetyConfig
 from dhal.deploy.sim_robot import Measurement, SimulatedGo1
 from dhal.envs.robots import go1
 
-SIM_MOTOR_TEMPERATURE_C = 35
 # The logger must never drop in a loop that runs faster than real time: this holds every message
 # of a 10-minute run at 200 Hz several times over.
 _LOG_QUEUE_SIZE = 1 << 22
@@ -101,7 +99,6 @@ class ClosedLoop:
         self.wire_names = list(cfg.wire_joint_order or cfg.bridge.joint_names)
         self._sim_to_bridge = np.array([go1.JOINT_NAMES.index(n) for n in self.bridge_names])
         self._sim_to_wire = np.array([go1.JOINT_NAMES.index(n) for n in self.wire_names])
-        self._bridge_to_sim = np.argsort(self._sim_to_bridge)
         self._in_flight: deque[tuple[int, Callable[[float], None]]] = deque()  # (physics step due, delivery)
 
     def run(self, log_path: str | Path) -> ClosedLoopResult:
@@ -207,15 +204,7 @@ class ClosedLoop:
 
     def _step_robot(self, m: Measurement, now_s: float) -> None:
         """The MuJoCo robot node's step: feedback -> BridgeSafety.command -> PD in the simulator."""
-        n = len(self.bridge_names)
-        to_bridge = self._sim_to_bridge
-        self.bridge.update_feedback(JointFeedback(
-            q=m.joint_pos[to_bridge], dq=m.joint_vel[to_bridge], tau_est=m.joint_torque[to_bridge],
-            temperature=np.full(n, SIM_MOTOR_TEMPERATURE_C), motor_mode=np.full(n, MOTOR_MODE_SERVO)), now_s)
-        command = self.bridge.command(now_s)
-        q_target = np.where(command.kp > 0, command.q, m.joint_pos[to_bridge])  # no position term where kp = 0
-        back = self._bridge_to_sim
-        self.robot.step(q_target[back], command.kp[back], command.kd[back])
+        self.robot.step_under(self.bridge, m, self._sim_to_bridge, now_s)
 
 
 def _uint8(value: int) -> Any:

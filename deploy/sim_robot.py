@@ -13,9 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from dhal.deploy.go1.packets import MOTOR_MODE_SERVO
+from dhal.deploy.go1.safety import BridgeSafety, JointFeedback
 from dhal.envs.backends import make_simulator
 from dhal.envs.registry import scene_path
 from dhal.envs.robots import go1
+
+
+SIM_MOTOR_TEMPERATURE_C = 35  # the simulated motors never heat up
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,20 @@ class SimulatedGo1:
             self._ctrl[0, self.actuators] = torch.from_numpy(targets).to(self._ctrl.dtype)
         self.sim.step(self._ctrl)
         self.time_s += self.physics_dt
+
+    def step_under(self, bridge: BridgeSafety, m: Measurement, to_bridge: np.ndarray, now_s: float) -> None:
+        """One physics step commanded by the Go1 bridge's safety layer, as the real motors are:
+        it is given `m` (this robot's latest measurement) as motor feedback in its own joint order
+        (`to_bridge[i]`: the go1.JOINT_NAMES index of its joint i), and its command's targets and
+        gains drive the step. Joints it gives kp = 0 get no position term."""
+        n = len(to_bridge)
+        bridge.update_feedback(JointFeedback(
+            q=m.joint_pos[to_bridge], dq=m.joint_vel[to_bridge], tau_est=m.joint_torque[to_bridge],
+            temperature=np.full(n, SIM_MOTOR_TEMPERATURE_C), motor_mode=np.full(n, MOTOR_MODE_SERVO)), now_s)
+        command = bridge.command(now_s)
+        q_target = np.where(command.kp > 0, command.q, m.joint_pos[to_bridge])
+        back = np.argsort(to_bridge)
+        self.step(q_target[back], command.kp[back], command.kd[back])
 
     def measure(self) -> Measurement:
         state = self.sim.read()

@@ -18,15 +18,13 @@ import numpy as np
 
 from dhal.deploy import topics
 from dhal.deploy.go1.config import BridgeConfig
-from dhal.deploy.go1.packets import MOTOR_MODE_SERVO
-from dhal.deploy.go1.safety import BridgeSafety, JointFeedback
+from dhal.deploy.go1.safety import BridgeSafety
 from dhal.deploy.nodes import common
 from dhal.deploy.nodes.configs import SimNodeConfig
 from dhal.deploy.sim_robot import Measurement, SimulatedGo1
 from dhal.envs.robots import go1
 
 NODE_NAME = "dhal_sim"
-SIM_MOTOR_TEMPERATURE_C = 35  # the simulated motors never heat up
 MAX_LAG_S = 0.02  # behind the real-time schedule by more than this: resynchronise
 
 
@@ -43,7 +41,6 @@ class SimNode:
         self.safety = BridgeSafety(BridgeConfig().with_overrides(parse_overrides(cfg.bridge)))
         self.names = list(self.safety.names)
         self._to_wire = np.array([go1.JOINT_NAMES.index(n) for n in self.names])  # sim order -> wire order
-        self._from_wire = np.argsort(self._to_wire)
         self.node = Node(NODE_NAME, context=context)
         self.log = common.open_log(cfg.log_dir, NODE_NAME,
                                    common.session_metadata(NODE_NAME, {**dataclasses.asdict(cfg),
@@ -83,14 +80,7 @@ class SimNode:
     def step(self) -> None:
         now = self._now()
         m = self._measurement  # what was published after the previous step: nothing moved since
-        to_wire, n = self._to_wire, len(self.names)
-        self.safety.update_feedback(JointFeedback(
-            q=m.joint_pos[to_wire], dq=m.joint_vel[to_wire], tau_est=m.joint_torque[to_wire],
-            temperature=np.full(n, SIM_MOTOR_TEMPERATURE_C), motor_mode=np.full(n, MOTOR_MODE_SERVO)), now)
-        command = self.safety.command(now)
-        q_target = np.where(command.kp > 0, command.q, m.joint_pos[to_wire])  # no position term where kp = 0
-        back = self._from_wire
-        self.robot.step(q_target[back], command.kp[back], command.kd[back])
+        self.robot.step_under(self.safety, m, self._to_wire, now)
         self.steps += 1
         self._measurement = self.robot.measure()
         self._publish_state(self._measurement)
