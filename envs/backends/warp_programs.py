@@ -70,7 +70,8 @@ class WarpPrograms:
     that the last velocity stage left, i.e. those of the previous substep's state; MuJoCo C uses
     the current ones. With this, every program that makes constraints first recomputes them
     (com_vel: 2 kernels, on the previous substep's dof axes): qvel then follows MuJoCo C to about
-    1e-4 instead of 1e-3 to 4e-3 on this scene, whose FL foot is tied to the deck by such a row."""
+    1e-4 instead of 1e-3 to 4e-3 on this scene, whose FL foot is tied to the deck by such a row
+    (a minimal reproduction for upstream: docs/upstream/mujoco_warp_connect_jdotv.md)."""
 
     def __init__(self, model: mujoco.MjModel, wp_model: Any, wp_data: Any, wp_device: Any, reset_mask: Any,
                  use_graphs: bool, fresh_constraint_velocities: bool = False) -> None:
