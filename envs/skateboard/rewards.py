@@ -214,11 +214,16 @@ class RewardTable:
         for i, t in enumerate(terms):
             self.group_matrix[i, cfg.groups.index(t.group)] = 1.0
 
-    def compute(self, ctx: RewardContext, gates: dict[str, torch.Tensor]) -> RewardBreakdown:
+    def compute(self, ctx: RewardContext, gates: dict[str, torch.Tensor],
+                zeroed: torch.Tensor | None = None) -> RewardBreakdown:
+        """The step's rewards. `zeroed` [N] bool: envs that earn nothing (their state may be NaN):
+        their term values are 0 before grouping, so their groups and total are 0 too."""
         values = torch.stack([fn(ctx) for fn in self.functions], dim=-1)
         ones = torch.ones_like(values[:, 0])
         gate_table = torch.stack([gates[name] for name in self.gate_names] + [ones], dim=-1)
         term_values = values * self.weights * gate_table[:, self.gate_index]
+        if zeroed is not None:
+            term_values = torch.where(zeroed.unsqueeze(-1), 0.0, term_values)
         groups = term_values @ self.group_matrix
         if self.cfg.only_positive_groups:
             groups = groups.clamp(min=0.0)

@@ -178,9 +178,7 @@ def transition(
         last_actions=memory.last_actions, last_joint_vel=memory.last_joint_vel, last_torques=memory.last_torques,
         wheel_contact=contacts.wheel, default_pose=default_pose, glide_pose=glide_pose, dt=cfg.control_dt,
     )
-    computed = table.compute(context, gates)
-    breakdown = rewards.RewardBreakdown.of(zero_rows(computed.groups, broken),
-                                           zero_rows(computed.term_values, broken), computed.term_names)
+    breakdown = table.compute(context, gates, zeroed=broken)
     reasons = terminations.check_terminations(s, cfg.terminations)
     terminated = torch.stack(tuple(reasons.values()), dim=-1).any(-1)
     truncated = (memory.episode_steps >= max_episode_length) & ~terminated

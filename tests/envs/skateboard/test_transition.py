@@ -67,6 +67,7 @@ def test_a_broken_env_earns_measures_and_observes_zero_and_keeps_its_sums():
     plain = transition.transition(*args, **kwargs, broken=torch.zeros(3, dtype=torch.bool))
     outputs = {"groups": (t.breakdown.groups, plain.breakdown.groups),
                "terms": (t.breakdown.term_values, plain.breakdown.term_values),
+               "total": (t.breakdown.total, plain.breakdown.total),
                "metrics": (t.metric_table, plain.metric_table), "history": (t.observed.history, plain.observed.history),
                "privileged": (t.observed.privileged, plain.observed.privileged),
                "next_state": (t.next_state, plain.next_state), "next_contacts": (t.next_contacts, plain.next_contacts)}
