@@ -1,11 +1,12 @@
-"""Optional torch.compile for the task's pure per-step functions (SimConfig.compile).
+"""torch.compile for the task's pure per-step functions (SimConfig.compile), on CUDA by default.
 
 On a GPU an env step is a few hundred small tensor operations, each a kernel of about 2 us of
 GPU time. Compiling the pure functions (no generators, no host reads: the step's transition and
 the restart are one function each, transition.py and resets.py) fuses them into a few kernels:
-on an H200 142 instead of 436 launches per step and 6-7 % more env throughput at 4,096-8,192
-envs (BENCHMARKS.md, 2026-11-27 sixth run), for about 75 s of compiling and warm-up in a fresh
-process. A `paper` training iteration was not measurably faster with it, so it is off by default.
+on an H200 120 instead of about 436 launches per step, and env/raw 0.76 -> 0.84 at 4,096 envs,
+0.79 -> 0.85 at 8,192 with inductor's combo kernels (BENCHMARKS.md, 2026-11-27 eighth and ninth
+runs), for about 20 s of compiling in a fresh process. On the CPU the backend's physics dominates
+a step and compiling costs minutes on a small machine, so there it stays off unless asked for.
 """
 
 from __future__ import annotations
@@ -17,8 +18,18 @@ import torch
 
 F = TypeVar("F", bound=Callable)
 
+# Inductor options on CUDA. combo_kernels launches a graph's independent small kernels as one
+# (Triton only): env/raw +0.01 at 1,024-8,192 envs on an H200, where a compiled step still launches
+# about 90 Triton kernels (BENCHMARKS.md).
+CUDA_INDUCTOR_OPTIONS: dict[str, object] = {"combo_kernels": True}
 
-def maybe_compile(fn: F, enabled: bool) -> F:
+
+def compiles(setting: bool | None, device: torch.device | str) -> bool:
+    """Whether SimConfig.compile's `setting` compiles on `device`: None means on CUDA devices."""
+    return torch.device(device).type == "cuda" if setting is None else bool(setting)
+
+
+def maybe_compile(fn: F, enabled: bool, device: torch.device | str = "cpu") -> F:
     """`fn` compiled for the rollout, or `fn`. fullgraph: a construct that would split the graph
     is an error here, not a silent slowdown.
 
@@ -41,7 +52,8 @@ def maybe_compile(fn: F, enabled: bool) -> F:
     BENCHMARKS.md)."""
     if not enabled:
         return fn
-    compiled = torch.compile(fn, fullgraph=True)
+    options = dict(CUDA_INDUCTOR_OPTIONS) if torch.device(device).type == "cuda" else None
+    compiled = torch.compile(fn, fullgraph=True, options=options)
     warm = False
 
     @functools.wraps(fn)

@@ -11,6 +11,7 @@ import dhal.assets
 from dhal.assets.terrain import terrain_scene
 from dhal.envs.api import BatchedEnv
 from dhal.envs.backends import Simulator, canonical_backend, make_simulator
+from dhal.envs.compilation import compiles
 from dhal.envs.overrides import apply_overrides
 from dhal.envs.skateboard.config import SimConfig, SkateboardConfig
 from dhal.envs.skateboard.task import SkateboardEnv
@@ -71,14 +72,14 @@ def make_task_simulator(cfg: SkateboardConfig, backend: str, num_envs: int, devi
     """`num_envs` copies of the task's scene (its terrain included) on `backend`, sized by its
     sim config."""
     return make_simulator(backend, terrain_scene(scene_path(cfg.scene), cfg.terrain), num_envs, device=device,
-                          **simulator_options(cfg.sim, backend))
+                          **simulator_options(cfg.sim, backend, device))
 
 
-def simulator_options(sim: SimConfig, backend: str) -> dict[str, Any]:
+def simulator_options(sim: SimConfig, backend: str, device: str = "cpu") -> dict[str, Any]:
     """The simulator's keyword arguments that the task config sets: MuJoCo Warp's buffer sizes
-    where given (the CPU backend has no fixed buffers), whether it compiles its checks and
-    whether it refreshes the constraints' body velocities."""
+    where given (the CPU backend has no fixed buffers), whether it compiles its checks on
+    `device` and whether it refreshes the constraints' body velocities."""
     if canonical_backend(backend) != "mujoco_warp":
         return {}
     buffers = {name: value for name, value in (("nconmax", sim.nconmax), ("njmax", sim.njmax)) if value is not None}
-    return {**buffers, "compile_checks": sim.compile, "fresh_constraint_velocities": sim.fresh_constraint_velocities}
+    return {**buffers, "compile_checks": compiles(sim.compile, device), "fresh_constraint_velocities": sim.fresh_constraint_velocities}

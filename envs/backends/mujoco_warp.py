@@ -168,7 +168,7 @@ class MujocoWarpSimulator:
         self._full_derive = True  # whether the next derived update is a whole step1
         self._can_observe = observable(self.model)
         self._unchecked: Problems | None = None  # what the steps since the last check found
-        self._find_problems = maybe_compile(find_problems, compile_checks)
+        self._find_problems = maybe_compile(find_problems, compile_checks, self.device)
         self._use_graphs = graphs_supported(self._wp_device) if graphs is None else bool(graphs)
         self._programs = WarpPrograms(self.model, self.wp_model, self.wp_data, self._wp_device, reset_mask,
                                       self._use_graphs, fresh_constraint_velocities)

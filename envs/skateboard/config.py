@@ -16,10 +16,11 @@ class SimConfig:
     decimation: int = 4  # 50 Hz policy
     episode_length_s: float = 20.0
     # torch.compile the task's per-step functions (derived state, the step's transition, the
-    # restart, observations) and MuJoCo Warp's per-step data check. On an H200: 6-7 % more env
-    # throughput at 4,096-8,192 envs for about 75 s of compiling, and no measurable gain per
-    # `paper` training iteration (BENCHMARKS.md).
-    compile: bool = False
+    # restart, observations) and MuJoCo Warp's per-step data check. None: on CUDA devices, where
+    # it lifts env/raw from 0.76-0.79 to 0.84-0.85 at 4,096-8,192 envs on an H200 for about 20 s of
+    # compiling in a fresh process (BENCHMARKS.md); on the CPU compiling takes minutes and the
+    # physics dominates a step.
+    compile: bool | None = None
     # What a reset recomputes (backends.base.Refresh): "positions" skips the all-worlds forward
     # on a GPU (the physics is the same), and sensors/torques of just-reset envs read 0 until
     # their first step.

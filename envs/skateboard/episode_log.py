@@ -39,7 +39,7 @@ class EpisodeLog:
         # term sums, reason counts, summed length in steps, episode count
         self._totals = torch.zeros(len(self.term_names) + len(self.reason_names) + 2, device=device)
         self._recorded = False  # whether flush has anything to read back
-        self._episode_totals = maybe_compile(episode_totals, compiled)
+        self._episode_totals = maybe_compile(episode_totals, compiled, device)
 
     def record(self, done: torch.Tensor, ended_sums: torch.Tensor, ended_steps: torch.Tensor,
                reasons: dict[str, torch.Tensor]) -> None:

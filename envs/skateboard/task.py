@@ -13,7 +13,7 @@ import torch
 
 from dhal.envs.api import StepResult
 from dhal.envs.backends.base import SimulationDiverged, Simulator
-from dhal.envs.compilation import maybe_compile
+from dhal.envs.compilation import compiles, maybe_compile
 from dhal.envs.contract import Contract, go1_contract
 from dhal.envs.robots import go1
 from dhal.envs.skateboard import events, observations, resets, rewards, terminations, transition
@@ -81,12 +81,13 @@ class SkateboardEnv:
         self.check_every = (CUDA_CHECK_EVERY if self.device.type == "cuda" else 1) if every is None else every
         self._steps_to_check = 1
         self._bad_actions = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        self.compiled = compiles(cfg.sim.compile, self.device)
         self._log = EpisodeLog(self.reward_table.term_names, (*terminations.TERMINATIONS, "diverged"),
-                               cfg.sim.episode_length_s, self.step_dt, self.device, compiled=cfg.sim.compile)
-        # the pure per-step functions, compiled if SimConfig.compile (the episode log's too)
-        self._transition = maybe_compile(transition.transition_from_snapshot, cfg.sim.compile)
-        self._restart_memory = maybe_compile(resets.restart, cfg.sim.compile)
-        self._observe_restarted = maybe_compile(resets.observe_restarted_snapshot, cfg.sim.compile)
+                               cfg.sim.episode_length_s, self.step_dt, self.device, compiled=self.compiled)
+        # the pure per-step functions, compiled as SimConfig.compile says (the episode log's too)
+        self._transition = maybe_compile(transition.transition_from_snapshot, self.compiled, self.device)
+        self._restart_memory = maybe_compile(resets.restart, self.compiled, self.device)
+        self._observe_restarted = maybe_compile(resets.observe_restarted_snapshot, self.compiled, self.device)
         self._allocate_buffers()
         self.actuator_delay = self._delay_field()
         self.set_randomization_scale(events.curriculum_scale(cfg.randomization.curriculum, 0))

@@ -9,16 +9,19 @@ For each number of envs N:
 * env: `make_env(num_envs=N, backend="mujoco_warp", device=...)` stepped with random actions
   (the task layer on top: observations, rewards, resets), control steps/s, in the --variants
   asked for: "env" (as configured: resets queued, refreshing poses only, a host check-in every
-  sim.check_every steps), "checked" (a check-in every step, as before 2026-11-27's second run),
+  sim.check_every steps, compiled on CUDA), "eager" (sim.compile off: the default before
+  2026-11-27's ninth run), "checked" (a check-in every step, as before 2026-11-27's second run),
   "noreset" (terminations and time-outs off: what resets cost at all),
   "asking" (sim.queue_resets=False: the step asks which envs finished), "forward"
   (sim.reset_refresh=forward: a reset runs Warp's all-worlds forward), "before" (both, and a
   check-in every step: as measured in 2026-11-27's first run), "sparse" (a check-in every 50
   steps), "gpu" (the CUDA defaults on any device: with --device cpu --profile-steps, what a GPU
-  step launches, counted on the CPU), "compiled" (sim.compile; 1-2 min of compiling on a cold
-  machine, again for every size: each is compiled for its own static shapes, as a training
-  process would be), "gpu_compiled" (both), "compiled_combo" (sim.compile with inductor's
-  combo kernels: independent small kernels launched together; GPU only), "compiled_no_imu"
+  step launches, counted on the CPU), "compiled" (sim.compile on any device; about 20 s of
+  compiling on a cold machine, again for every size: each is compiled for its own static shapes,
+  as a training process would be), "gpu_compiled" (both), "compiled_plain" (sim.compile without
+  the inductor options it gets on CUDA, compilation.CUDA_INDUCTOR_OPTIONS: what combo kernels
+  add; called "compiled" in results before the ninth run, whose "compiled_combo" is now "compiled"),
+  "compiled_no_imu"
   (sim.compile, and the update after a step leaves out the position/velocity sensors, which the
   task does not read; an experiment) and "fresh" (sim.fresh_constraint_velocities: what following
   MuJoCo C's constraint velocities costs); --njmax/--nconmax
@@ -215,7 +218,8 @@ def measure_sim(xml: Path, n: int, device: str, decimation: int, seconds: float,
 NO_RESETS = {"terminations.max_base_tilt": 1e9, "terminations.max_deck_tilt": 1e9,
              "terminations.max_yaw_difference": 1e9, "terminations.max_attachment_error": 1e9,
              "sim.episode_length_s": 1e6}
-VARIANTS = {"env": {}, "checked": {"sim.check_every": 1}, "noreset": NO_RESETS, "compiled": {"sim.compile": True},
+VARIANTS = {"env": {}, "eager": {"sim.compile": False}, "checked": {"sim.check_every": 1}, "noreset": NO_RESETS,
+            "compiled": {"sim.compile": True},
             "asking": {"sim.queue_resets": False}, "forward": {"sim.reset_refresh": "forward"},
             "before": {"sim.queue_resets": False, "sim.reset_refresh": "forward", "sim.check_every": 1},
             "sparse": {"sim.check_every": 50},
@@ -224,10 +228,9 @@ VARIANTS = {"env": {}, "checked": {"sim.check_every": 1}, "noreset": NO_RESETS, 
 VARIANTS["gpu_compiled"] = {**VARIANTS["gpu"], "sim.compile": True}
 # body velocities recomputed before each substep's constraints (MuJoCo C's Jdot v of the foot tie)
 VARIANTS["fresh"] = {"sim.fresh_constraint_velocities": True}
-# Variants that also compile with inductor options. combo_kernels: independent small kernels of a
-# graph launched as one (Triton only; a compiled GPU step still launches about 90 Triton kernels).
-INDUCTOR_OPTIONS = {"compiled_combo": {"combo_kernels": True}}
-VARIANTS["compiled_combo"] = VARIANTS["compiled"]
+# Variants compiled without the inductor options sim.compile adds on CUDA (combo kernels)
+PLAIN_INDUCTOR = {"compiled_plain"}
+VARIANTS["compiled_plain"] = VARIANTS["compiled"]
 # Variants whose derived update after a step leaves out the position and velocity sensors (the
 # Go1's IMU, which the task does not read): 12 Warp kernels instead of 20 and a memset. The com
 # quantities stay: MuJoCo Warp's equality-constraint rows read cvel and cdof_dot before the next
@@ -244,14 +247,14 @@ def variant_setup(variant: str) -> Iterator[None]:
     otherwise serve another variant's graphs) and the derived update (captured at build)."""
     import torch
 
+    from dhal.envs import compilation
     from dhal.envs.backends import warp_programs
 
     with contextlib.ExitStack() as stack:
-        options = INDUCTOR_OPTIONS.get(variant)
-        if options:
+        if variant in PLAIN_INDUCTOR:
             torch._dynamo.reset()
             stack.callback(torch._dynamo.reset)
-            stack.enter_context(torch._inductor.config.patch(options))
+            stack.enter_context(mock.patch.dict(compilation.CUDA_INDUCTOR_OPTIONS, clear=True))
         if variant in NO_SENSOR_OBSERVE:
             def without_sensors(programs: warp_programs.WarpPrograms) -> None:
                 mjw, m, d = warp_programs.mjw, programs.model, programs.data
@@ -314,10 +317,9 @@ def measure_size(row: dict, n: int, args: argparse.Namespace, xml: Path, kw: dic
 
     from dhal.envs.backends.warp_raw import raw_step_throughput_warp
 
-    if any(VARIANTS[v].get("sim.compile") for v in args.variants):
-        # As in a training process, which has one number of envs: compiled for this size's static
-        # shapes, not for the dynamic ones dynamo switches to when a second size comes.
-        torch._dynamo.reset()
+    # As in a training process, which has one number of envs: compiled (by default on CUDA) for
+    # this size's static shapes, not for the dynamic ones dynamo switches to when a second size comes.
+    torch._dynamo.reset()
     raws: list[float] = []
     runs: dict[str, list[tuple[dict, float]]] = {v: [] for v in args.variants}
     for r in range(args.rounds):

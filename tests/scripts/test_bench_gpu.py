@@ -87,17 +87,19 @@ def test_device_intervals_keep_only_device_events():
     assert profiling.device_intervals(events) == [(1, 4, "kernel")]
 
 
-def test_a_variants_inductor_options_hold_only_while_it_is_measured():
-    import torch._inductor.config as inductor_config
+def test_compiled_plain_leaves_out_the_cuda_inductor_options_only_while_it_is_measured():
+    from dhal.envs import compilation
 
     bench = load_bench_gpu()
-    assert bench.VARIANTS["compiled_combo"]["sim.compile"] is True
-    default = inductor_config.combo_kernels
-    with bench.variant_setup("compiled_combo"):
-        assert inductor_config.combo_kernels is True
+    assert bench.VARIANTS["compiled_plain"]["sim.compile"] is True
+    assert bench.VARIANTS["eager"]["sim.compile"] is False
+    cuda_options = dict(compilation.CUDA_INDUCTOR_OPTIONS)
+    assert cuda_options
+    with bench.variant_setup("compiled_plain"):
+        assert compilation.CUDA_INDUCTOR_OPTIONS == {}
     with bench.variant_setup("compiled"):
-        assert inductor_config.combo_kernels == default
-    assert inductor_config.combo_kernels == default
+        assert compilation.CUDA_INDUCTOR_OPTIONS == cuda_options
+    assert compilation.CUDA_INDUCTOR_OPTIONS == cuda_options
 
 
 def test_leaving_the_imu_out_of_the_update_changes_nothing_the_task_observes():

@@ -332,6 +332,8 @@ def test_the_task_config_sizes_warps_buffers_and_the_error_says_how() -> None:
     assert simulator_options(make_config().sim, "mujoco_warp") == plain
     assert simulator_options(make_config(overrides={"sim.compile": True}).sim, "mujoco_warp") == {
         **plain, "compile_checks": True}
+    assert simulator_options(make_config().sim, "mujoco_warp", "cuda:0") == {**plain, "compile_checks": True}
+    assert simulator_options(make_config(overrides={"sim.compile": False}).sim, "mujoco_warp", "cuda") == plain
     assert simulator_options(make_config(overrides={"sim.fresh_constraint_velocities": True}).sim, "mujoco_warp") == {
         **plain, "fresh_constraint_velocities": True}
     env = make_env(num_envs=2, backend="mujoco_warp", device="cpu", overrides={"sim.njmax": 300, "sim.nconmax": 40})
