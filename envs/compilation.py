@@ -12,7 +12,7 @@ a step and compiling costs minutes on a small machine, so there it stays off unl
 from __future__ import annotations
 
 import functools
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 import torch
 
@@ -21,7 +21,8 @@ F = TypeVar("F", bound=Callable)
 # Inductor options on CUDA. combo_kernels launches a graph's independent small kernels as one
 # (Triton only): env/raw +0.01 at 1,024-8,192 envs on an H200, where a compiled step still launches
 # about 90 Triton kernels (BENCHMARKS.md).
-CUDA_INDUCTOR_OPTIONS: dict[str, object] = {"combo_kernels": True}
+InductorOptions = dict[str, str | int | bool | Callable[..., Any]]
+CUDA_INDUCTOR_OPTIONS: InductorOptions = {"combo_kernels": True}
 
 
 def compiles(setting: bool | None, device: torch.device | str) -> bool:
@@ -52,7 +53,7 @@ def maybe_compile(fn: F, enabled: bool, device: torch.device | str = "cpu") -> F
     BENCHMARKS.md)."""
     if not enabled:
         return fn
-    options = dict(CUDA_INDUCTOR_OPTIONS) if torch.device(device).type == "cuda" else None
+    options: InductorOptions | None = dict(CUDA_INDUCTOR_OPTIONS) if torch.device(device).type == "cuda" else None
     compiled = torch.compile(fn, fullgraph=True, options=options)
     warm = False
 

@@ -14,7 +14,7 @@
 # The repo is not pip-installed: PYTHONPATH=$SITE:<repo> makes `dhal` import from the checkout.
 # Arguments after the options go to scripts/gpu/bench_gpu.py (e.g. --sizes 1024 4096 8192).
 # Then `dhal train --preset paper` for TRAIN_BUDGET seconds (default 150; TRAIN_OVERRIDES, e.g.
-# "sim.compile=True", are its env overrides) and `dhal eval` of its
+# "sim.compile=False", are its env overrides) and `dhal eval` of its
 # checkpoint (EVAL_EPISODES, default 64; at most EVAL_BUDGET seconds, default 120). Results in $OUT (default ./gpu_out): gpu_bench.json,
 # gpu_bench.log, results.tar (eval/ with eval.json and plots, the run's config.json,
 # train_gpu.json, training.png, gpu_profile.txt and gpu_trace_<variant>.json.gz (Chrome traces of
@@ -104,7 +104,7 @@ install_packages() {
   # final checkpoint.
   run_dir="${RUN_DIR:-/tmp/dhal_gpu_run}"
   rm -rf "$run_dir"
-  train_overrides=()  # TRAIN_OVERRIDES="sim.compile=True sim.njmax=256": env overrides of the training run
+  train_overrides=()  # TRAIN_OVERRIDES="sim.compile=False sim.njmax=256": env overrides of the training run
   for kv in ${TRAIN_OVERRIDES:-}; do train_overrides+=(--override "$kv"); done
   train_budget=$(python3 scripts/gpu/budget.py train --call-limit "$CALL_LIMIT" \
     --elapsed $(( $(date +%s) - SCRIPT_START )) --train "${TRAIN_BUDGET:-150}" --eval "${EVAL_BUDGET:-120}")
@@ -133,7 +133,7 @@ install_packages() {
   [ "$eval_budget" != "${EVAL_BUDGET:-120}" ] && echo "evaluation budget cut to ${eval_budget}s (CALL_LIMIT=${CALL_LIMIT}s)"
   timeout "$eval_budget" python3 -u -m dhal.cli eval "$run_dir" --backend mujoco_warp --device "$DEVICE" \
     --episodes "${EVAL_EPISODES:-64}" --num-envs "${EVAL_EPISODES:-64}" --out "$run_dir/eval" --no-progress \
-    --override sim.compile=False  # a training run's compile would cost the evaluation a minute or two
+    --override sim.compile=False  # compiling for the eval's batch size would cost it 20-25 s
   eval_status=$?
   pack eval
   ls -la "$OUT"
