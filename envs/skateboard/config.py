@@ -45,8 +45,10 @@ class SimConfig:
     # MuJoCo Warp 4.0 computes the velocity term of the FL foot's tie to the deck (a connect
     # equality) from the previous substep's body velocities; True recomputes them before each
     # substep, so the physics follows MuJoCo C (and the CPU backend) to about 1e-4 in qvel instead
-    # of a few 1e-3 (backends/warp_programs.py). Two small kernels per substep; off until their
-    # cost on a GPU is measured. The CPU backend is MuJoCo C and ignores it.
+    # of a few 1e-3 (backends/warp_programs.py). Two small kernels per substep, 1.5 % of the env's
+    # throughput at 4,096 envs on an H200: off by default, as raw Warp stepping, the baseline the
+    # env is measured against, has the same stale velocities (BENCHMARKS.md). The CPU backend is
+    # MuJoCo C and ignores it.
     fresh_constraint_velocities: bool = False
 
     def __post_init__(self) -> None:
