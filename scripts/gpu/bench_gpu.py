@@ -8,26 +8,10 @@ For each number of envs N:
   overflow/divergence check and its host sync);
 * env: `make_env(num_envs=N, backend="mujoco_warp", device=...)` stepped with random actions
   (the task layer on top: observations, rewards, resets), control steps/s, in the --variants
-  asked for: "env" (as configured: resets queued, refreshing poses only, a host check-in every
-  sim.check_every steps, compiled on CUDA), "eager" (sim.compile off: the default before
-  2026-11-27's ninth run), "checked" (a check-in every step, as before 2026-11-27's second run),
-  "noreset" (terminations and time-outs off: what resets cost at all),
-  "asking" (sim.queue_resets=False: the step asks which envs finished), "forward"
-  (sim.reset_refresh=forward: a reset runs Warp's all-worlds forward), "before" (both, and a
-  check-in every step: as measured in 2026-11-27's first run), "sparse" (a check-in every 50
-  steps), "gpu" (the CUDA defaults on any device: with --device cpu --profile-steps, what a GPU
-  step launches, counted on the CPU), "compiled" (sim.compile on any device; about 20 s of
-  compiling on a cold machine, again for every size: each is compiled for its own static shapes,
-  as a training process would be), "gpu_compiled" (both), "compiled_plain" (sim.compile without
-  the inductor options it gets on CUDA, compilation.CUDA_INDUCTOR_OPTIONS: what combo kernels
-  add; called "compiled" in results before the ninth run, whose "compiled_combo" is now "compiled"),
-  "compiled_no_imu"
-  (sim.compile, and the update after a step leaves out the position/velocity sensors, which the
-  task does not read; an experiment) and "fresh" (sim.fresh_constraint_velocities: what following
-  MuJoCo C's constraint velocities costs); --njmax/--nconmax
+  asked for (bench_variants.py says what each changes; --help lists them); --njmax/--nconmax
   size the env's buffers too (sim.njmax / sim.nconmax), so env and raw step the same buffers;
-and the ratios to raw (the project's goal for env/raw is >= 0.8), and each env variant's ratio to
-its own physics (<variant>_over_physics: the device time inside the simulator's step in the same
+and the ratios to raw (the goal: the env's extra time under 20 % of raw's, env/raw >= 0.833),
+and each variant's ratio to its own physics (<variant>_over_physics: the device time inside the simulator's step in the same
 run, as `dhal bench env` measures on the CPU; the raw stepping's robots stand at the keyframe
 with nominal parameters, the env's are randomised, reset and fall). Each measurement is time-boxed
 (--seconds); a size whose measurements no longer fit the --deadline is skipped. Results are
@@ -46,7 +30,6 @@ subpackages are symlinks inside the repo) imports from the checkout.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import os
@@ -54,16 +37,15 @@ import platform
 import sys
 import time
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
-from unittest import mock
 
 REPO = Path(__file__).resolve().parents[2]
 for _path in (REPO, Path(__file__).resolve().parent):  # dhal, and step_profile beside this script
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from step_profile import profile_env, sync  # noqa: E402 - needs the path above
+from bench_variants import DESCRIPTIONS, VARIANTS, env_overrides, variant_setup  # noqa: E402 - needs the path above
+from step_profile import profile_env, sync  # noqa: E402
 
 T0 = time.perf_counter()
 
@@ -85,7 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "and <variant>_over_raw_rounds lists each round's ratio (the spread of the machine)")
     p.add_argument("--task", default="dhal-skateboard")
     p.add_argument("--variants", nargs="+", default=["env", "checked", "asking", "noreset"], choices=sorted(VARIANTS),
-                   help="env measurements per size (default: env checked asking noreset)")
+                   help="env measurements per size (default: env checked asking noreset): "
+                        + "; ".join(f"{name}: {text}" for name, text in DESCRIPTIONS.items()))
     p.add_argument("--njmax", type=int, default=None)
     p.add_argument("--nconmax", type=int, default=None)
     p.add_argument("--json", type=Path, default=None, help="default: $OUT/gpu_bench.json, else ./gpu_bench.json")
@@ -213,63 +196,6 @@ def measure_sim(xml: Path, n: int, device: str, decimation: int, seconds: float,
     finally:
         sim.close()
         del sim
-
-
-NO_RESETS = {"terminations.max_base_tilt": 1e9, "terminations.max_deck_tilt": 1e9,
-             "terminations.max_yaw_difference": 1e9, "terminations.max_attachment_error": 1e9,
-             "sim.episode_length_s": 1e6}
-VARIANTS = {"env": {}, "eager": {"sim.compile": False}, "checked": {"sim.check_every": 1}, "noreset": NO_RESETS,
-            "compiled": {"sim.compile": True},
-            "asking": {"sim.queue_resets": False}, "forward": {"sim.reset_refresh": "forward"},
-            "before": {"sim.queue_resets": False, "sim.reset_refresh": "forward", "sim.check_every": 1},
-            "sparse": {"sim.check_every": 50},
-            # what a CUDA device gets by default, on any device: counts a GPU step's work on the CPU
-            "gpu": {"sim.queue_resets": True, "sim.check_every": 10}}
-VARIANTS["gpu_compiled"] = {**VARIANTS["gpu"], "sim.compile": True}
-# body velocities recomputed before each substep's constraints (MuJoCo C's Jdot v of the foot tie)
-VARIANTS["fresh"] = {"sim.fresh_constraint_velocities": True}
-# Variants compiled without the inductor options sim.compile adds on CUDA (combo kernels)
-PLAIN_INDUCTOR = {"compiled_plain"}
-VARIANTS["compiled_plain"] = VARIANTS["compiled"]
-# Variants whose derived update after a step leaves out the position and velocity sensors (the
-# Go1's IMU, which the task does not read): 12 Warp kernels instead of 20 and a memset. The com
-# quantities stay: MuJoCo Warp's equality-constraint rows read cvel and cdof_dot before the next
-# step recomputes them, so leaving those out would change the physics. An experiment: what the
-# sensors cost on a GPU.
-NO_SENSOR_OBSERVE = {"compiled_no_imu"}
-VARIANTS["compiled_no_imu"] = VARIANTS["compiled"]
-
-
-@contextlib.contextmanager
-def variant_setup(variant: str) -> Iterator[None]:
-    """What a variant changes besides its config, from building its env to the end of its
-    measurement: inductor options (compiled afresh: dynamo's cache of the functions' code would
-    otherwise serve another variant's graphs) and the derived update (captured at build)."""
-    import torch
-
-    from dhal.envs import compilation
-    from dhal.envs.backends import warp_programs
-
-    with contextlib.ExitStack() as stack:
-        if variant in PLAIN_INDUCTOR:
-            torch._dynamo.reset()
-            stack.callback(torch._dynamo.reset)
-            stack.enter_context(mock.patch.dict(compilation.CUDA_INDUCTOR_OPTIONS, clear=True))
-        if variant in NO_SENSOR_OBSERVE:
-            def without_sensors(programs: warp_programs.WarpPrograms) -> None:
-                mjw, m, d = warp_programs.mjw, programs.model, programs.data
-                mjw.kinematics(m, d)
-                mjw.com_pos(m, d)
-                mjw.com_vel(m, d)
-
-            stack.enter_context(mock.patch.object(warp_programs.WarpPrograms, "_observe", without_sensors))
-        yield
-
-
-def env_overrides(variant: str, buffers: dict) -> dict:
-    """The variant's task-config overrides plus --njmax/--nconmax, so the env's simulator has the
-    buffers the raw stepping it is compared with has."""
-    return {**VARIANTS[variant], **{f"sim.{name}": value for name, value in buffers.items()}}
 
 
 def measure_env(task: str, n: int, device: str, seconds: float, warmup: int, variant: str,

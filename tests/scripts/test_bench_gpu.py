@@ -4,7 +4,9 @@ test_gpu_run.py)."""
 from __future__ import annotations
 
 import importlib.util
+import io
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -85,6 +87,15 @@ def test_device_intervals_keep_only_device_events():
     events = [event("aten::add", DeviceType.CPU, 0, 5), event("kernel", DeviceType.CUDA, 1, 4),
               event("empty", DeviceType.CUDA, 6, 6)]
     assert profiling.device_intervals(events) == [(1, 4, "kernel")]
+
+
+def test_every_variant_is_described_in_the_help() -> None:
+    bench = load_bench_gpu()
+    assert set(bench.DESCRIPTIONS) == set(bench.VARIANTS)
+    with pytest.raises(SystemExit), mock.patch("sys.stdout", new_callable=io.StringIO) as out:
+        bench.parse_args(["--help"])
+    squeezed = "".join(out.getvalue().split())  # argparse wraps, and breaks after hyphens
+    assert all(f"{name}:{''.join(text.split())}" in squeezed for name, text in bench.DESCRIPTIONS.items())
 
 
 def test_compiled_plain_leaves_out_the_cuda_inductor_options_only_while_it_is_measured():
