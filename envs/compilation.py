@@ -25,6 +25,11 @@ InductorOptions = dict[str, str | int | bool | Callable[..., Any]]
 CUDA_INDUCTOR_OPTIONS: InductorOptions = {"combo_kernels": True}
 
 
+class CompileError(RuntimeError):
+    """torch.compile failed for a task function (no Triton for the GPU, no C++ compiler, an
+    operation dynamo cannot trace); the message says how to run without compiling."""
+
+
 def compiles(setting: bool | None, device: torch.device | str) -> bool:
     """Whether SimConfig.compile's `setting` compiles on `device`: None means on CUDA devices."""
     return torch.device(device).type == "cuda" if setting is None else bool(setting)
@@ -63,7 +68,13 @@ def maybe_compile(fn: F, enabled: bool, device: torch.device | str = "cpu") -> F
         if not torch.is_inference_mode_enabled():
             return fn(*args, **kwargs)
         if warm:
-            return compiled(*args, **kwargs)
+            try:
+                return compiled(*args, **kwargs)
+            except torch._dynamo.exc.TorchDynamoException as err:
+                raise CompileError(
+                    f"torch.compile of {fn.__qualname__} failed on {device} ({type(err).__name__}: "
+                    f"{str(err).splitlines()[0] if str(err) else ''}); `--override sim.compile=false` runs the "
+                    "env without compiling") from err
         warm = True
         return fn(*args, **kwargs)
 

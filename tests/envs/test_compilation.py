@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dhal.envs import compilation
-from dhal.envs.compilation import compiles, maybe_compile
+from dhal.envs.compilation import CompileError, compiles, maybe_compile
 
 
 @pytest.mark.parametrize(("setting", "device", "expected"), [
@@ -52,3 +52,30 @@ def test_disabled_returns_the_function_itself_and_compiled_runs_eagerly_outside_
         assert not calls
         wrapped(x)
     assert len(calls) == 1
+
+
+def test_a_failed_compile_names_the_function_and_the_override_that_avoids_it() -> None:
+    def double(x):
+        return 2 * x
+
+    def failing(x):
+        raise torch._dynamo.exc.TorchDynamoException("Cannot find a working triton installation")
+
+    with mock.patch.object(torch, "compile", return_value=failing):
+        wrapped = maybe_compile(double, True, "cuda")
+    with torch.inference_mode():
+        wrapped(torch.ones(1))  # eager first call
+        with pytest.raises(CompileError, match=r"double failed on cuda .*triton.*--override sim\.compile=false") as info:
+            wrapped(torch.ones(1))
+    assert isinstance(info.value.__cause__, torch._dynamo.exc.TorchDynamoException)
+
+
+def test_a_function_dynamo_cannot_trace_whole_fails_with_the_same_clear_error() -> None:
+    def reads_the_host(x):
+        return x * len(x.tolist())  # a host read: a graph break, an error under fullgraph
+
+    wrapped = maybe_compile(reads_the_host, True, "cpu")
+    with torch.inference_mode():
+        wrapped(torch.ones(2))
+        with pytest.raises(CompileError, match=r"reads_the_host failed on cpu"):
+            wrapped(torch.ones(2))
