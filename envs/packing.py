@@ -1,5 +1,6 @@
-"""Several [N, ...] tensors as one [N, total] table and back, so that copying or masking them
-all is one operation (one kernel on a GPU) instead of one per tensor."""
+"""Row-wise operations on batched [N, ...] tensors: several as one [N, total] table and back, so
+that copying or masking them all is one operation (one kernel on a GPU) instead of one per
+tensor, and whole rows picked or zeroed by an [N] mask."""
 
 from __future__ import annotations
 
@@ -22,3 +23,13 @@ def unpack_rows(table: torch.Tensor, like: Sequence[torch.Tensor]) -> list[torch
         views.append(table[:, start:start + width].view(t.shape))
         start += width
     return views
+
+
+def row_mask(rows: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """The mask `rows` [N] shaped to pick whole rows of `values` [N, ...]."""
+    return rows.view(-1, *(1,) * (values.ndim - 1))
+
+
+def zero_rows(values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """`values` [N, ...] with the rows of the mask `rows` [N] set to 0 (NaN included)."""
+    return torch.where(row_mask(rows, values), 0.0, values)

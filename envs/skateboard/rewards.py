@@ -13,6 +13,7 @@ from typing import Callable
 
 import torch
 
+from dhal.envs.packing import zero_rows
 from dhal.envs.robots import go1
 from dhal.envs.skateboard.config import RewardConfig
 from dhal.envs.skateboard.state import SkateState
@@ -223,7 +224,7 @@ class RewardTable:
         gate_table = torch.stack([gates[name] for name in self.gate_names] + [ones], dim=-1)
         term_values = values * self.weights * gate_table[:, self.gate_index]
         if zeroed is not None:
-            term_values = torch.where(zeroed.unsqueeze(-1), 0.0, term_values)
+            term_values = zero_rows(term_values, zeroed)
         groups = term_values @ self.group_matrix
         if self.cfg.only_positive_groups:
             groups = groups.clamp(min=0.0)

@@ -15,6 +15,7 @@ from dhal.envs.api import StepResult
 from dhal.envs.backends.base import SimulationDiverged, Simulator
 from dhal.envs.compilation import compiles, maybe_compile
 from dhal.envs.contract import Contract, go1_contract
+from dhal.envs.packing import row_mask
 from dhal.envs.robots import go1
 from dhal.envs.skateboard import events, observations, resets, rewards, terminations, transition
 from dhal.envs.skateboard.config import CUDA_CHECK_EVERY, TERRAIN_GEOMS, SkateboardConfig
@@ -286,7 +287,7 @@ class SkateboardEnv:
         self.episode_sums = torch.where(rows, sums_before, self.episode_sums)
         self._ended_sums = torch.where(rows, sums_before, self._ended_sums)
         for values in outputs:
-            values.masked_fill_(transition.row_mask(diverged, values), 0.0)
+            values.masked_fill_(row_mask(diverged, values), 0.0)
 
     def _memory(self) -> Memory:
         return Memory(

@@ -16,7 +16,7 @@ import torch
 
 from dhal.envs.backends.base import SimState
 from dhal.envs.contract import Contract
-from dhal.envs.packing import pack_rows, unpack_rows
+from dhal.envs.packing import pack_rows, unpack_rows, zero_rows
 from dhal.envs.skateboard import clock, commands, observations, rewards, terminations
 from dhal.envs.skateboard.config import ObservationConfig, SkateboardConfig
 from dhal.envs.skateboard.observations import DomainParams, Observed
@@ -138,16 +138,6 @@ def step_metrics(s: SkateState, contacts: Contacts, phase: torch.Tensor, gates: 
     }
     table = zero_rows(pack_rows(tuple(columns.values())), broken)
     return table, dict(zip(columns, unpack_rows(table, tuple(columns.values()))))
-
-
-def row_mask(rows: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """The mask `rows` [N] shaped to pick whole rows of `values` [N, ...]."""
-    return rows.view(-1, *(1,) * (values.ndim - 1))
-
-
-def zero_rows(values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """`values` [N, ...] with the rows of the mask `rows` [N] set to 0 (NaN included)."""
-    return torch.where(row_mask(rows, values), 0.0, values)
 
 
 def transition(
