@@ -4,6 +4,9 @@
 * three modes with distinct stable affine dynamics  s' = s + v_k,  y' = A_k y + B_k u + c_k,  plus
   Gaussian process noise; A_k = rho_k * (random orthogonal) with rho = (0.5, 0.3, 0.7), and each mode
   has its own equilibrium y*_k = (I - A_k)^-1 c_k of norm `equilibrium_norm`;
+* with `clocked_guard`, s is a clock: it moves by whole ticks of fall_speed without noise, as the gait
+  clock in DHAL's input does, so one tick separates the last step before a guard from the switch step;
+  without it s carries process noise and its values near a guard are continuous;
 * switching on x_t (before the transition that x_t starts), a cycle like glide -> push -> air:
   mode 0 (s rises by rise_speed) -> mode 1 when s >= guard;  mode 1 (s falls by fall_speed) -> mode 2
   when s <= 0;  mode 2 (s falls) -> mode 0 when s <= -guard;  plus a Markov jump 0 -> 1 with
@@ -47,10 +50,24 @@ class SLDSConfig:
     input_gain: float = 0.5
     equilibrium_norm: float = 2.0
     process_noise: float = 0.02
+    clocked_guard: bool = False
+    """s moves on a noise-free lattice of fall_speed (a clock, as in DHAL's input) instead of carrying
+    process noise; guard and rise_speed must then be whole multiples of fall_speed."""
+
+    def clock_ticks(self) -> tuple[int, int]:
+        """(guard, rise_speed) in ticks of fall_speed; ValueError if they are not whole multiples."""
+        ticks = []
+        for name in ("guard", "rise_speed"):
+            value = getattr(self, name) / self.fall_speed
+            if not (self.fall_speed > 0 and abs(value - round(value)) < 1e-6 and round(value) >= 1):
+                raise ValueError(f"clocked_guard needs {name} ({getattr(self, name)}) to be a whole multiple "
+                                 f"of fall_speed ({self.fall_speed})")
+            ticks.append(round(value))
+        return ticks[0], ticks[1]
 
     def noise_floor(self) -> float:
-        """The true model's expected next-state error (sum of squares over dims)."""
-        return self.process_noise ** 2 * self.state_dim
+        """The true model's expected next-state error (sum of squares over dims; a clock has no noise)."""
+        return self.process_noise ** 2 * (self.state_dim - 1 if self.clocked_guard else self.state_dim)
 
 
 @dataclass
@@ -75,6 +92,8 @@ def make_system(cfg: SLDSConfig, generator: torch.Generator) -> SLDSystem:
     dy, du = cfg.state_dim - 1, cfg.input_dim
     if dy < cfg.contact_dim:
         raise ValueError(f"state_dim={cfg.state_dim} leaves too few y dims for contact_dim={cfg.contact_dim}")
+    if cfg.clocked_guard:
+        cfg.clock_ticks()
     A, B, c = [], [], []
     for rho in RHOS:
         q, r = torch.linalg.qr(torch.randn(dy, dy, generator=generator))
@@ -92,20 +111,33 @@ def simulate(cfg: SLDSConfig, system: SLDSystem, num_sequences: int, generator: 
              ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """States [S, T+1, d], inputs [S, T, du], modes [S, T] (mode of transition t), jumped [S, T]."""
     n, du, steps = num_sequences, cfg.input_dim, cfg.burn_in + cfg.sequence_length
-    s = (torch.rand(n, generator=generator) * 2 - 1) * cfg.guard
+    if cfg.clocked_guard:
+        guard_ticks, _ = cfg.clock_ticks()
+        phase = torch.randint(-guard_ticks, guard_ticks + 1, (n,), generator=generator)
+        s = phase * cfg.fall_speed
+        phase_speeds = (system.speeds / cfg.fall_speed).round().long()
+    else:
+        s = (torch.rand(n, generator=generator) * 2 - 1) * cfg.guard
+    # on the clock's lattice a guard fires at its tick, whatever the float rounding of tick * phase
+    tolerance = cfg.fall_speed / 2 if cfg.clocked_guard else 0.0
     y = torch.randn(n, cfg.state_dim - 1, generator=generator)
     mode = torch.zeros(n, dtype=torch.long)
     states, inputs, modes, jumps = [torch.cat([s[:, None], y], 1)], [], [], []
     for _ in range(steps):
         # the guards and the Markov jump act on x_t and the previous mode
-        jump = (mode == 0) & (s < cfg.guard) & (torch.rand(n, generator=generator) < cfg.jump_prob)
-        to_push = ((mode == 0) & (s >= cfg.guard)) | jump
-        to_air = (mode == 1) & (s <= 0.0)
-        to_glide = (mode == 2) & (s <= -cfg.guard)
+        at_push_guard = s >= cfg.guard - tolerance
+        jump = (mode == 0) & ~at_push_guard & (torch.rand(n, generator=generator) < cfg.jump_prob)
+        to_push = ((mode == 0) & at_push_guard) | jump
+        to_air = (mode == 1) & (s <= tolerance)
+        to_glide = (mode == 2) & (s <= -cfg.guard + tolerance)
         mode = torch.where(to_push, 1, torch.where(to_air, 2, torch.where(to_glide, 0, mode)))
         u = torch.randn(n, du, generator=generator)
         noise = cfg.process_noise * torch.randn(n, cfg.state_dim, generator=generator)
-        s = s + system.speeds[mode] + noise[:, 0]
+        if cfg.clocked_guard:
+            phase = phase + phase_speeds[mode]
+            s = phase * cfg.fall_speed
+        else:
+            s = s + system.speeds[mode] + noise[:, 0]
         y = (system.A[mode] @ y.unsqueeze(-1)).squeeze(-1) + (system.B[mode] @ u.unsqueeze(-1)).squeeze(-1)
         y = y + system.c[mode] + noise[:, 1:]
         states.append(torch.cat([s[:, None], y], 1))

@@ -43,3 +43,34 @@ def test_switch_offsets_count_steps_to_the_nearest_switch() -> None:
 
 def test_the_noise_floor_is_the_process_noise_summed_over_state_dims() -> None:
     assert SLDSConfig(state_dim=6, process_noise=0.02).noise_floor() == pytest.approx(0.0024)
+
+
+def test_a_clocked_guard_moves_by_whole_ticks_and_switches_exactly_at_the_guards() -> None:
+    cfg = SLDSConfig(train_sequences=16, test_sequences=4, sequence_length=120, clocked_guard=True)
+    g = torch.Generator().manual_seed(0)
+    data = make_dataset(cfg, make_system(cfg, g), 8, g)
+    sequences, windows = data.sequence_shape
+    s = data.histories.view(sequences, windows, cfg.history_length, -1)[:, :, -1, 0]  # s_t of each window
+    ticks = s / cfg.fall_speed
+    assert torch.allclose(ticks, ticks.round(), atol=1e-4)  # on the lattice, no noise
+    steps = (ticks[:, 1:] - ticks[:, :-1]).round()
+    assert set(steps.unique().tolist()) == {-1.0, 2.0}  # fall one tick, rise two
+    modes = data.modes.view(sequences, windows)
+    before, after = modes[:, :-1], modes[:, 1:]
+    identifiable = data.identifiable.view(sequences, windows)[:, 1:]
+    s_new = s[:, 1:]
+    # the guard a transition starts at fires on s_t alone, to the tick
+    assert (s_new[(before == 0) & (after == 1) & identifiable] >= cfg.guard - 1e-4).all()
+    assert (s_new[(before == 0) & (after == 0)] < cfg.guard - 1e-4).all()
+    assert (s_new[(before == 1) & (after == 2)] <= 1e-4).all()
+    assert (s_new[(before == 1) & (after == 1)] > 1e-4).all()
+    assert (s_new[(before == 2) & (after == 0)] <= -cfg.guard + 1e-4).all()
+    assert ((before == 0) & (after == 1) & identifiable).any() and ((before == 2) & (after == 0)).any()
+    assert cfg.noise_floor() == pytest.approx(cfg.process_noise ** 2 * (cfg.state_dim - 1))
+
+
+def test_a_clock_needs_the_guard_and_rise_on_its_lattice() -> None:
+    with pytest.raises(ValueError, match=r"guard \(1.03\) to be a whole multiple of fall_speed \(0.05\)"):
+        make_system(SLDSConfig(clocked_guard=True, guard=1.03), torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=r"rise_speed \(0.12\)"):
+        make_system(SLDSConfig(clocked_guard=True, rise_speed=0.12), torch.Generator().manual_seed(0))
