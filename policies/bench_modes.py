@@ -68,6 +68,9 @@ class BenchModesConfig(SLDSConfig):
     assignment: str = "straight_through"
     """How the dynamics loss shares samples among experts (ModesConfig.assignment): "straight_through" is DHAL;
     "posterior" (beyond the paper) identifies the modes better here, not the error ratio (docs/results/bench_modes.md)."""
+    learned_noise: bool = False
+    """With assignment "posterior": learn each expert's noise variance (ModesConfig.learned_noise), so the
+    responsibilities sharpen as the experts improve."""
     baseline: bool = True
     """Also train K=1 for the error ratio (False: error_ratio is nan)."""
     eval_every: int = 0
@@ -105,6 +108,8 @@ class BenchModesConfig(SLDSConfig):
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.supervised_reference and self.num_modes != NUM_MODES:
             raise ValueError(f"supervised_reference needs num_modes = the system's {NUM_MODES} modes, got {self.num_modes}")
+        if self.clocked_guard:
+            self.clock_ticks()
         self.modes_config(self.num_modes)  # the model's own checks: assignment, history length, sizes
 
     def modes_config(self, num_modes: int) -> ModesConfig:
@@ -114,7 +119,7 @@ class BenchModesConfig(SLDSConfig):
             state_dim=self.state_dim, contact_dim=self.contact_dim, num_modes=num_modes,
             contact_weight=self.contact_weight, kl_weight=self.kl_weight, kl_mean_over_modes=self.kl_mean_over_modes,
             mode_entropy_weight=self.mode_entropy_weight, load_balance_weight=self.load_balance_weight,
-            assignment=self.assignment,
+            assignment=self.assignment, learned_noise=self.learned_noise,
         )
 
     @classmethod

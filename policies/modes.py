@@ -25,6 +25,11 @@ path (`act_latent`, `predict`, export) is the same under all of them. With K=1 t
   r_k ∝ p_k exp(-loss_k) (an EM step), and the classifier gets the cross-entropy towards r, i.e. it
   learns which expert explains the sample best even where its own p for that expert is small.
   The scale of loss_k matters here (rec is a sum of squares, a Gaussian with variance 1/2 per dim).
+  With `learned_noise` each expert's Gaussian has its own learned variance sigma_k^2 (one for all
+  dims, floored at NOISE_VARIANCE_FLOOR): the negative log-likelihood rec / (2 sigma_k^2) + S log sigma_k,
+  equal to rec at the initial 1/2. As the experts become accurate the variances shrink and the
+  responsibilities sharpen, so a sample goes to the expert that explains it instead of the one the
+  classifier already prefers (on the clocked SLDS it lifted the error ratio; docs/results/bench_modes.md).
   Not offered: the "expected" loss sum_k p_k * loss_k. It is the exact expectation of the
   straight-through loss over the draw, so it has the same expected gradient and only removes the
   sampling noise; on the SLDS benchmark it changed neither accuracy nor error ratio beyond the
@@ -45,6 +50,7 @@ Loss weights and their provenance (DHAL.md §6.5, §11.2):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import cast
 
@@ -58,6 +64,8 @@ CONV2_CHANNELS, CONV2_KERNEL, CONV2_STRIDE = 10, 4, 2
 
 # How `dynamics_loss` assigns a sample to the experts (see the module docstring).
 ASSIGNMENTS = ("straight_through", "posterior")
+INITIAL_NOISE_VARIANCE = 0.5  # rec as a negative log-likelihood: a Gaussian with variance 1/2 per dim
+NOISE_VARIANCE_FLOOR = 1e-4  # learned_noise: keeps the likelihood bounded on noise-free dims
 
 
 def conv_output_length(history_length: int) -> int:
@@ -93,10 +101,14 @@ class ModesConfig:
     mode_entropy_weight: float = 0.01  # DHAL minimises each sample's mode entropy (sharpening)
     load_balance_weight: float = 0.0  # beyond the paper: maximise the entropy of the batch-mean p
     assignment: str = "straight_through"  # how dynamics_loss shares samples among experts; see ASSIGNMENTS
+    learned_noise: bool = False  # posterior only, beyond the paper: learn each expert's noise variance (docstring)
 
     def __post_init__(self) -> None:
         if self.assignment not in ASSIGNMENTS:
             raise ValueError(f"ModesConfig.assignment must be one of {ASSIGNMENTS}, got {self.assignment!r}")
+        if self.learned_noise and self.assignment != "posterior":
+            raise ValueError("ModesConfig.learned_noise needs assignment='posterior' (it scales the mixture's "
+                             f"likelihood), got assignment={self.assignment!r}")
         for name in ("frame_size", "history_length", "state_dim", "contact_dim", "num_modes", "latent_dim",
                      "encoder_step_dim", "encoder_out_dim"):
             if getattr(self, name) < 1:
@@ -191,6 +203,8 @@ class HybridModes(nn.Module):
         self.cfg = cfg
         self.classifier = mlp(cfg.history_size, cfg.num_modes, cfg.classifier_hidden, nn.ELU)
         self.vaes = nn.ModuleList(HistoryVAE(cfg) for _ in range(cfg.num_modes))
+        if cfg.learned_noise:
+            self.log_noise_var = nn.Parameter(torch.full((cfg.num_modes,), math.log(INITIAL_NOISE_VARIANCE)))
 
     # ---- helpers ----------------------------------------------------------------------------------
     @property
@@ -271,6 +285,14 @@ class HybridModes(nn.Module):
         states, _ = self.decode_all(mu)
         return _select(states, mode)
 
+    def _state_nll(self, rec: Tensor) -> Tensor:
+        """Per-expert next-state negative log-likelihood [B, K] from sums of squares rec [B, K], up to a
+        constant: rec itself, or with `learned_noise` the Gaussian NLL under each expert's variance."""
+        if not self.cfg.learned_noise:
+            return rec
+        log_var = self.log_noise_var.clamp_min(math.log(NOISE_VARIANCE_FLOOR))
+        return 0.5 * rec * torch.exp(-log_var) + 0.5 * self.cfg.state_dim * (log_var - math.log(INITIAL_NOISE_VARIANCE))
+
     def dynamics_loss(
         self,
         history: Tensor,
@@ -323,7 +345,7 @@ class HybridModes(nn.Module):
         else:  # posterior
             # kl_mean_over_modes averages over batch*K, a per-expert KL weight of kl_weight/K
             kl_scale = 1.0 / cfg.num_modes if cfg.kl_mean_over_modes else 1.0
-            per_expert = rec + cfg.contact_weight * bce + cfg.kl_weight * kl_scale * kl  # [B, K]: negative ELBO
+            per_expert = self._state_nll(rec) + cfg.contact_weight * bce + cfg.kl_weight * kl_scale * kl  # [B, K]
             joint = log_p - per_expert
             mixture_nll = -torch.logsumexp(joint, dim=-1).mean()
             weights = torch.softmax(joint, dim=-1).detach()  # responsibilities, for the statistics only
@@ -359,5 +381,7 @@ class HybridModes(nn.Module):
             rec_per_mode = (hard * rec).sum(0) / counts.clamp_min(1.0)
             for k in range(cfg.num_modes):
                 stats[f"rec_loss_mode_{k}"] = rec_per_mode[k]
+                if cfg.learned_noise:
+                    stats[f"noise_std_mode_{k}"] = self.log_noise_var[k].clamp_min(math.log(NOISE_VARIANCE_FLOOR)).mul(0.5).exp()
                 stats[f"occupancy_mode_{k}"] = counts[k] / hard.shape[0]
         return loss, stats

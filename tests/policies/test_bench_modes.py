@@ -121,6 +121,7 @@ def test_k3_identifies_the_true_modes_on_a_small_slds() -> None:
     ({"fresh_data_every": -1}, "fresh_data_every must be >= 0"),
     ({"sequence_length": 12}, "must exceed history_length"),
     ({"contact_dim": 6}, "contact_dim (6) must be <= state_dim - 1 (5)"),
+    ({"clocked_guard": True, "guard": 0.98}, "guard (0.98) to be a whole multiple of fall_speed (0.05)"),
 ])
 def test_bad_options_are_refused_before_any_work(option, message) -> None:
     with pytest.raises(ValueError) as error:

@@ -276,6 +276,42 @@ def test_with_one_mode_the_assignments_coincide() -> None:
         assert torch.allclose(grad, reference_grad, rtol=1e-5, atol=1e-8)
 
 
+def test_learned_noise_starts_as_the_fixed_likelihood_and_learns_each_experts_variance() -> None:
+    fixed_cfg = replace(SMALL, assignment="posterior")
+    learned_cfg = replace(fixed_cfg, learned_noise=True)
+    fixed, learned = make(fixed_cfg), make(learned_cfg)
+    learned.load_state_dict(fixed.state_dict(), strict=False)  # the same experts and classifier
+    history, next_state, contacts = batch(SMALL, 16)
+
+    def loss_of(model: HybridModes) -> torch.Tensor:
+        return model.dynamics_loss(history, next_state, contacts, generator=torch.Generator().manual_seed(0))[0]
+
+    learned_loss = loss_of(learned)
+    assert learned_loss.item() == pytest.approx(loss_of(fixed).item(), rel=1e-6)  # variance 1/2 at the start
+    (grad,) = torch.autograd.grad(learned_loss, learned.log_noise_var)
+    assert (grad != 0).all()
+    with torch.no_grad():
+        learned.log_noise_var.fill_(-3.0)  # a small variance magnifies every expert's miss
+    _, stats = learned.dynamics_loss(history, next_state, contacts, generator=torch.Generator().manual_seed(0))
+    assert float(stats["noise_std_mode_0"]) == pytest.approx(float(torch.tensor(-1.5).exp()))
+    assert loss_of(learned).item() > learned_loss.item()  # random targets: the experts miss by ~1 per dim
+
+
+def test_learned_noise_is_refused_without_the_posterior_assignment() -> None:
+    with pytest.raises(ValueError, match=r"learned_noise needs assignment='posterior'.*'straight_through'"):
+        replace(SMALL, learned_noise=True)
+
+
+def test_learned_noise_floors_the_variance() -> None:
+    model = make(replace(SMALL, assignment="posterior", learned_noise=True))
+    history, next_state, contacts = batch(SMALL, 8)
+    with torch.no_grad():
+        model.log_noise_var.fill_(-50.0)
+    loss, stats = model.dynamics_loss(history, next_state, contacts, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss)
+    assert float(stats["noise_std_mode_1"]) == pytest.approx(1e-2)
+
+
 # ---- deterministic path ----------------------------------------------------------------------------------
 def test_deterministic_path_is_argmax_and_mu() -> None:
     model = make(SMALL)
