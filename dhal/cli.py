@@ -32,7 +32,8 @@ from dhal.commands import bench_deploy, bench_env, bench_learning, bench_update,
 from dhal.commands import eval as eval_command
 from dhal.commands.errors import CommandError
 from dhal.deploy.nodes.configs import PolicyNodeConfig, SimNodeConfig
-from dhal.policies.bench_modes import BenchModesConfig, run_modes_benchmark
+from dhal.policies import bench_modes_seeds
+from dhal.policies.bench_modes import BenchModesConfig
 
 DESCRIPTION = "DHAL skateboarding stack: a Go1 on a skateboard in batched MuJoCo."
 
@@ -69,7 +70,7 @@ def _bench_modes(cfg: BenchModesConfig) -> str:
         cfg.validate()
     except ValueError as error:
         raise CommandError(str(error)) from error
-    return run_modes_benchmark(cfg).summary()
+    return bench_modes_seeds.report(cfg)
 
 
 def _bench_env(config: bench_env.BenchEnvConfig) -> str:

@@ -83,6 +83,9 @@ class BenchModesConfig(SLDSConfig):
     fresh_data_every: int = 0
     """Draw a new training set of train_sequences every this many steps, as DHAL's on-policy loop
     collects new data every iteration (0: one fixed training set). K=1 and K=K see the same sets."""
+    num_seeds: int = 1
+    """Run seeds seed .. seed+num_seeds-1 (each its own system, data and initialisation) and report every
+    one and the spread: the error ratio varies a lot between systems (docs/results/bench_modes.md)."""
     threads: int = 1
     device: str = "cpu"
     out_dir: Path | None = None
@@ -94,7 +97,7 @@ class BenchModesConfig(SLDSConfig):
         if self.num_modes < 2:
             raise ValueError(f"num_modes must be >= 2 (it is compared with K=1), got {self.num_modes}")
         for name in ("steps", "batch_size", "train_sequences", "test_sequences", "state_dim", "input_dim",
-                     "contact_dim", "threads"):
+                     "contact_dim", "threads", "num_seeds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("eval_every", "fresh_data_every", "burn_in"):

@@ -123,6 +123,14 @@ def test_bench_modes_tiny_run_prints_accuracy_and_ratio(tmp_path):
     assert (tmp_path / "results.json").exists()
 
 
+def test_bench_modes_over_seeds_prints_a_table_with_the_spread(tmp_path):
+    result = run_dhal("bench", "modes", "--steps", "20", "--train-sequences", "4", "--test-sequences", "2",
+                      "--num-seeds", "2", "--no-progress", "--out-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "ratio min / median / max" in result.stdout and "of 2 seeds" in result.stdout
+    assert (tmp_path / "seeds.json").exists() and (tmp_path / "seed_1" / "results.json").exists()
+
+
 def test_the_command_tree_builds_without_the_deploy_and_gpu_extras():
     """`make demo` installs only the core: `dhal` must not import ROS, ONNX, MCAP or Warp to start."""
     import subprocess

@@ -1,0 +1,45 @@
+"""`dhal bench modes --num-seeds`: each seed is the plain benchmark of that seed; the table and spread."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dhal.policies.bench_modes import BenchModesConfig, run_modes_benchmark
+from dhal.policies.bench_modes_seeds import SeedRow, report, seed_rows, spread
+
+TINY = dict(steps=20, train_sequences=4, test_sequences=2, sequence_length=60)
+
+
+def test_each_seed_is_the_plain_benchmark_of_that_seed(tmp_path) -> None:
+    rows, results = seed_rows(BenchModesConfig.smoke(seed=3, num_seeds=2, out_dir=tmp_path, **TINY))
+    assert [row.seed for row in rows] == [3, 4]
+    single = run_modes_benchmark(BenchModesConfig.smoke(seed=4, **TINY))
+    assert rows[1].error_ratio == pytest.approx(single.error_ratio, rel=1e-6)
+    assert rows[1].accuracy == single.accuracy and results[1].config["seed"] == 4
+    assert rows[0].error_ratio != pytest.approx(rows[1].error_ratio)  # another system
+    for seed in (3, 4):
+        assert (tmp_path / f"seed_{seed}" / "results.json").exists()
+    saved = json.loads((tmp_path / "seeds.json").read_text())
+    assert [row["seed"] for row in saved["rows"]] == [3, 4] and saved["summary"]["seeds"] == 2
+
+
+def test_the_spread_counts_the_seeds_that_meet_each_goal() -> None:
+    rows = [SeedRow(seed=s, accuracy=a, switch_step_accuracy=0.9, error_k1=0.3, error_k=0.3 / r, error_ratio=r)
+            for s, a, r in ((0, 0.99, 2.5), (1, 0.94, 1.5), (2, 0.96, 2.0))]
+    s = spread(rows)
+    assert (s["ratio_min"], s["ratio_median"], s["ratio_max"]) == (1.5, 2.0, 2.5)
+    assert s["seeds_meeting_ratio_goal"] == 2 and s["seeds_meeting_accuracy_goal"] == 2
+    assert s["accuracy_min"] == 0.94
+
+
+def test_one_seed_reports_the_full_summary_and_several_a_table() -> None:
+    assert "switch steps" in report(BenchModesConfig.smoke(**TINY))
+    table = report(BenchModesConfig.smoke(num_seeds=2, **TINY))
+    assert table.splitlines()[0].startswith("seed  accuracy") and "of 2 seeds" in table
+
+
+def test_zero_seeds_is_refused() -> None:
+    with pytest.raises(ValueError, match="num_seeds must be >= 1, got 0"):
+        seed_rows(BenchModesConfig.smoke(num_seeds=0, **TINY))
