@@ -291,7 +291,8 @@ class HybridModes(nn.Module):
         if not self.cfg.learned_noise:
             return rec
         log_var = self.log_noise_var.clamp_min(math.log(NOISE_VARIANCE_FLOOR))
-        return 0.5 * rec * torch.exp(-log_var) + 0.5 * self.cfg.state_dim * (log_var - math.log(INITIAL_NOISE_VARIANCE))
+        log_var_change = log_var - math.log(INITIAL_NOISE_VARIANCE)
+        return 0.5 * rec * torch.exp(-log_var) + 0.5 * self.cfg.state_dim * log_var_change
 
     def dynamics_loss(
         self,
@@ -382,6 +383,7 @@ class HybridModes(nn.Module):
             for k in range(cfg.num_modes):
                 stats[f"rec_loss_mode_{k}"] = rec_per_mode[k]
                 if cfg.learned_noise:
-                    stats[f"noise_std_mode_{k}"] = self.log_noise_var[k].clamp_min(math.log(NOISE_VARIANCE_FLOOR)).mul(0.5).exp()
+                    log_var = self.log_noise_var[k].clamp_min(math.log(NOISE_VARIANCE_FLOOR))
+                    stats[f"noise_std_mode_{k}"] = (0.5 * log_var).exp()
                 stats[f"occupancy_mode_{k}"] = counts[k] / hard.shape[0]
         return loss, stats
