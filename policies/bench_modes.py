@@ -178,6 +178,8 @@ class BenchModesResult:
     switch_step_fraction: float  # held-out samples whose transition is the first of a new mode
     switch_step_accuracy: float  # K=num_modes mode accuracy on those samples
     error_by_switch_distance: dict[int, dict[str, float]]  # K -> {"switch", "adjacent", "elsewhere"}: mean error
+    # K -> mean error away from switches (more than a step) on each true mode's samples: which expert lags K=1
+    error_by_true_mode: dict[int, list[float]]
     chance_accuracy: float
     oracle_accuracy: float
     runtime_s: float
@@ -209,6 +211,9 @@ class BenchModesResult:
         for kk, parts in sorted(self.error_by_switch_distance.items(), reverse=True):
             lines.append(f"  K={kk} error at the switch step / one step away / elsewhere: "
                          f"{parts['switch']:.3f} / {parts['adjacent']:.3f} / {parts['elsewhere']:.3f}")
+        for kk, per_mode in sorted(self.error_by_true_mode.items(), reverse=True):
+            lines.append(f"  K={kk} error away from switches, true mode 0 / 1 / 2: "
+                         + " / ".join(f"{e:.3f}" for e in per_mode))
         if 1 not in self.runs:
             lines.append(f"next-state error K={k}: {self.runs[k].state_error:.4f} (no K=1 baseline)")
         if self.supervised_reference is not None:
@@ -265,6 +270,12 @@ def prediction_errors(model: HybridModes, data: SLDSData, mean: Tensor, std: Ten
     hist = ((data.histories - mean) / std).to(device)
     state = model.predict_hedged(hist) if hedged else model.predict_in_mode(hist, data.modes.to(device))
     return (state.cpu() - data.next_state).square().sum(-1)
+
+
+def error_by_true_mode(errors: Tensor, offsets: Tensor, modes: Tensor) -> list[float]:
+    away = offsets.abs() > 1
+    return [float(errors[away & (modes == m)].mean()) if bool((away & (modes == m)).any()) else math.nan
+            for m in range(NUM_MODES)]
 
 
 def error_by_switch_distance(errors: Tensor, offsets: Tensor) -> dict[str, float]:
@@ -406,6 +417,7 @@ def run_modes_benchmark(cfg: BenchModesConfig) -> BenchModesResult:
         switch_step_fraction=float(at_switch.float().mean()),
         switch_step_accuracy=float(right[at_switch].float().mean()) if bool(at_switch.any()) else math.nan,
         error_by_switch_distance={kk: error_by_switch_distance(errors[kk], offsets) for kk in runs},
+        error_by_true_mode={kk: error_by_true_mode(errors[kk], offsets, test.modes) for kk in runs},
         chance_accuracy=float(counts.max() / counts.sum()),
         oracle_accuracy=float(test.identifiable.float().mean()),
         runtime_s=time.perf_counter() - start,

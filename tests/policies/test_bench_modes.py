@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from dhal.policies.bench_modes import BenchModesConfig, best_mapping, run_modes_benchmark
+from dhal.policies.bench_modes import BenchModesConfig, best_mapping, error_by_true_mode, run_modes_benchmark
 
 torch.set_num_threads(1)
 
@@ -21,6 +21,14 @@ def test_best_mapping_undoes_a_permutation() -> None:
     assert accuracy == pytest.approx(7 / 8)
     mapping, accuracy = best_mapping(torch.zeros(8, dtype=torch.long), true, 1, 3)  # K=1: majority
     assert accuracy == pytest.approx(3 / 8) and mapping in ([0], [2])
+
+
+def test_error_by_true_mode_averages_each_modes_samples_away_from_switches() -> None:
+    errors = torch.tensor([1.0, 2.0, 9.0, 3.0, 5.0, 7.0])
+    offsets = torch.tensor([-3, 5, 0, 2, -2, 1])  # the third and the last are at or next to a switch
+    modes = torch.tensor([0, 0, 1, 1, 2, 2])
+    assert error_by_true_mode(errors, offsets, modes) == [1.5, 3.0, 5.0]
+    assert math.isnan(error_by_true_mode(errors, offsets, torch.zeros(6, dtype=torch.long))[2])  # no mode-2 sample
 
 
 def test_smoke_run_returns_sane_results_and_writes_outputs(tmp_path) -> None:
@@ -43,6 +51,8 @@ def test_smoke_run_returns_sane_results_and_writes_outputs(tmp_path) -> None:
     assert result.noise_floor == pytest.approx(result.config["process_noise"] ** 2 * result.config["state_dim"])
     assert math.isfinite(result.reducible_error_ratio)
     assert set(result.error_by_switch_distance) == {1, 3}
+    assert set(result.error_by_true_mode) == {1, 3} and all(len(v) == 3 for v in result.error_by_true_mode.values())
+    assert "true mode 0 / 1 / 2" in result.summary()
     assert result.error_ratio_hedged == pytest.approx(result.runs[1].state_error / result.error_hedged)
     assert "weighted by the classifier" in result.summary()
 
