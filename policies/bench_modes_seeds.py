@@ -8,6 +8,7 @@ and plot under seed_<s>/ and the table goes to seeds.json.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +25,7 @@ class SeedRow:
     error_k1: float
     error_k: float
     error_ratio: float
+    ratio_true_modes: float = float("nan")  # supervised_reference: K=1 over the label-trained experts, true mode
 
 
 def seed_rows(cfg: BenchModesConfig) -> tuple[list[SeedRow], list[BenchModesResult]]:
@@ -36,7 +38,9 @@ def seed_rows(cfg: BenchModesConfig) -> tuple[list[SeedRow], list[BenchModesResu
         k = cfg.num_modes
         rows.append(SeedRow(seed=seed, accuracy=result.accuracy, switch_step_accuracy=result.switch_step_accuracy,
                             error_k1=result.runs[1].state_error if 1 in result.runs else float("nan"),
-                            error_k=result.runs[k].state_error, error_ratio=result.error_ratio))
+                            error_k=result.runs[k].state_error, error_ratio=result.error_ratio,
+                            ratio_true_modes=(result.supervised_reference.ratio_true_modes
+                                              if result.supervised_reference is not None else float("nan"))))
         results.append(result)
     if cfg.num_seeds > 1 and cfg.out_dir is not None:
         Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
@@ -58,9 +62,12 @@ def spread(rows: list[SeedRow]) -> dict[str, float | int]:
 
 def seeds_table(rows: list[SeedRow], num_modes: int) -> str:
     k = num_modes
-    lines = [f"seed  accuracy  switch-step acc  K=1 error  K={k} error  ratio",
+    reference = any(not math.isnan(row.ratio_true_modes) for row in rows)
+    lines = [f"seed  accuracy  switch-step acc  K=1 error  K={k} error  ratio"
+             + ("  ratio given the true mode (supervised)" if reference else ""),
              *(f"{row.seed:>4}  {row.accuracy:>8.3f}  {row.switch_step_accuracy:>15.2f}  {row.error_k1:>9.4f}  "
-               f"{row.error_k:>9.4f}  {row.error_ratio:>5.2f}" for row in rows)]
+               f"{row.error_k:>9.4f}  {row.error_ratio:>5.2f}"
+               + (f"  {row.ratio_true_modes:>5.2f}" if reference else "") for row in rows)]
     s = spread(rows)
     lines.append(f"ratio min / median / max: {s['ratio_min']:.2f} / {s['ratio_median']:.2f} / {s['ratio_max']:.2f}; "
                  f"goal >= {GOAL_ERROR_RATIO} met on {s['seeds_meeting_ratio_goal']} of {s['seeds']} seeds, "

@@ -40,6 +40,12 @@ def test_one_seed_reports_the_full_summary_and_several_a_table() -> None:
     assert table.splitlines()[0].startswith("seed  accuracy") and "of 2 seeds" in table
 
 
+def test_the_table_shows_the_supervised_reference_when_it_was_run() -> None:
+    table = report(BenchModesConfig.smoke(num_seeds=2, supervised_reference=True, **TINY))
+    assert "ratio given the true mode" in table.splitlines()[0]
+    assert "ratio given the true mode" not in report(BenchModesConfig.smoke(num_seeds=2, **TINY))
+
+
 def test_zero_seeds_is_refused() -> None:
     with pytest.raises(ValueError, match="num_seeds must be >= 1, got 0"):
         seed_rows(BenchModesConfig.smoke(num_seeds=0, **TINY))
