@@ -68,7 +68,7 @@ class BenchModesConfig(SLDSConfig):
     assignment: str = "straight_through"
     """How the dynamics loss shares samples among experts (ModesConfig.assignment): "straight_through" is DHAL;
     "posterior" (beyond the paper) identifies the modes better; with clocked_guard and learned_noise it finds
-    every identifiable switch step (docs/results/bench_modes.md)."""
+    the switch steps to within a few points of what the history allows (docs/results/bench_modes.md)."""
     learned_noise: bool = False
     """With assignment "posterior": learn each expert's noise variance (ModesConfig.learned_noise), so the
     responsibilities sharpen as the experts improve."""
