@@ -272,15 +272,19 @@ def prediction_errors(model: HybridModes, data: SLDSData, mean: Tensor, std: Ten
     return (state.cpu() - data.next_state).square().sum(-1)
 
 
+def mean_where(values: Tensor, mask: Tensor) -> float:
+    """The mean of `values` over `mask`; nan where the mask is empty."""
+    return float(values[mask].mean()) if bool(mask.any()) else math.nan
+
+
 def error_by_true_mode(errors: Tensor, offsets: Tensor, modes: Tensor) -> list[float]:
     away = offsets.abs() > 1
-    return [float(errors[away & (modes == m)].mean()) if bool((away & (modes == m)).any()) else math.nan
-            for m in range(NUM_MODES)]
+    return [mean_where(errors, away & (modes == m)) for m in range(NUM_MODES)]
 
 
 def error_by_switch_distance(errors: Tensor, offsets: Tensor) -> dict[str, float]:
     parts = {"switch": offsets == 0, "adjacent": offsets.abs() == 1, "elsewhere": offsets.abs() > 1}
-    return {name: float(errors[mask].mean()) if bool(mask.any()) else math.nan for name, mask in parts.items()}
+    return {name: mean_where(errors, mask) for name, mask in parts.items()}
 
 
 # ---- training ---------------------------------------------------------------------------------------
@@ -407,15 +411,15 @@ def run_modes_benchmark(cfg: BenchModesConfig) -> BenchModesResult:
         error_ratio=runs[1].state_error / max(runs[k].state_error, 1e-12) if 1 in runs else math.nan,
         error_ratio_mode_right=(float(errors[1][right].mean() / errors[k][right].mean().clamp_min(1e-12))
                                 if 1 in runs and bool(right.any()) else math.nan),
-        error_mode_right=float(errors[k][right].mean()) if bool(right.any()) else math.nan,
-        error_mode_wrong=float(errors[k][~right].mean()) if bool((~right).any()) else math.nan,
+        error_mode_right=mean_where(errors[k], right),
+        error_mode_wrong=mean_where(errors[k], ~right),
         error_hedged=float(hedged.mean()),
         error_ratio_hedged=runs[1].state_error / max(float(hedged.mean()), 1e-12) if 1 in runs else math.nan,
         noise_floor=noise_floor,
         reducible_error_ratio=((runs[1].state_error - noise_floor) / max(runs[k].state_error - noise_floor, 1e-12)
                                if 1 in runs else math.nan),
         switch_step_fraction=float(at_switch.float().mean()),
-        switch_step_accuracy=float(right[at_switch].float().mean()) if bool(at_switch.any()) else math.nan,
+        switch_step_accuracy=mean_where(right.float(), at_switch),
         error_by_switch_distance={kk: error_by_switch_distance(errors[kk], offsets) for kk in runs},
         error_by_true_mode={kk: error_by_true_mode(errors[kk], offsets, test.modes) for kk in runs},
         chance_accuracy=float(counts.max() / counts.sum()),
@@ -448,7 +452,7 @@ def supervised_reference(pred: Tensor, errors: Tensor, true_mode_errors: Tensor,
     error_true, error_classifier = float(true_mode_errors.mean()), float(errors.mean())
     return SupervisedReference(
         accuracy=float(right.float().mean()),
-        switch_step_accuracy=float(right[at_switch].float().mean()) if bool(at_switch.any()) else math.nan,
+        switch_step_accuracy=mean_where(right.float(), at_switch),
         error_true_modes=error_true, error_classifier=error_classifier,
         ratio_true_modes=baseline_error / max(error_true, 1e-12),
         ratio_classifier=baseline_error / max(error_classifier, 1e-12),

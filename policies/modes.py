@@ -285,12 +285,16 @@ class HybridModes(nn.Module):
         states, _ = self.decode_all(mu)
         return _select(states, mode)
 
+    def _floored_log_noise_var(self) -> Tensor:
+        """[K] each expert's log noise variance as the likelihood uses it (learned_noise only)."""
+        return self.log_noise_var.clamp_min(math.log(NOISE_VARIANCE_FLOOR))
+
     def _state_nll(self, rec: Tensor) -> Tensor:
         """Per-expert next-state negative log-likelihood [B, K] from sums of squares rec [B, K], up to a
         constant: rec itself, or with `learned_noise` the Gaussian NLL under each expert's variance."""
         if not self.cfg.learned_noise:
             return rec
-        log_var = self.log_noise_var.clamp_min(math.log(NOISE_VARIANCE_FLOOR))
+        log_var = self._floored_log_noise_var()
         log_var_change = log_var - math.log(INITIAL_NOISE_VARIANCE)
         return 0.5 * rec * torch.exp(-log_var) + 0.5 * self.cfg.state_dim * log_var_change
 
@@ -380,10 +384,10 @@ class HybridModes(nn.Module):
                 "selected_state_mse": (hard * rec).sum(-1).mean(),
             }
             rec_per_mode = (hard * rec).sum(0) / counts.clamp_min(1.0)
+            noise_std = (0.5 * self._floored_log_noise_var()).exp() if cfg.learned_noise else None
             for k in range(cfg.num_modes):
                 stats[f"rec_loss_mode_{k}"] = rec_per_mode[k]
-                if cfg.learned_noise:
-                    log_var = self.log_noise_var[k].clamp_min(math.log(NOISE_VARIANCE_FLOOR))
-                    stats[f"noise_std_mode_{k}"] = (0.5 * log_var).exp()
+                if noise_std is not None:
+                    stats[f"noise_std_mode_{k}"] = noise_std[k]
                 stats[f"occupancy_mode_{k}"] = counts[k] / hard.shape[0]
         return loss, stats
