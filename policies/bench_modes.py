@@ -9,8 +9,9 @@ on held-out sequences:
 * `error_ratio`: next-state error (sum of squares over dims, mean over samples) of K=1 over
   K=num_modes on the deterministic path: mu of the argmax mode, decoded by that mode (goal >= 2;
   DHAL reports about 2.8 on robot data);
-* diagnostics: the noise floor (process_noise^2 * state_dim, the true model's expected error) and
-  the ratio without it, the accuracy on switch steps (the first transition of a new mode) and each
+* diagnostics: the noise floor (process_noise^2 * state_dim, the true model's expected error given
+  the true mode); the error of the best predictor from the history (the noise plus the Markov jumps
+  that no history foretells, a floor every K shares) and the ratio of the errors above it; the accuracy on switch steps (the first transition of a new mode) and each
   model's error at the switch step, one step from it, and elsewhere; with `eval_every`, held-out
   accuracy and error during training;
 * with `supervised_reference`, a third model trained on the true modes, evaluated with the true
@@ -29,7 +30,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,7 +39,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from dhal.policies.modes import HybridModes, ModesConfig
-from dhal.policies.slds import NUM_MODES, SLDSConfig, SLDSData, make_dataset, make_system, switch_offsets
+from dhal.policies.slds import (NUM_MODES, SLDSConfig, SLDSData, bayes_error, make_dataset, make_system,
+                                switch_offsets)
 
 GOAL_ACCURACY = 0.95
 GOAL_ERROR_RATIO = 2.0
@@ -173,8 +175,11 @@ class BenchModesResult:
     # beyond DHAL: the experts weighted by the classifier's probabilities (HybridModes.predict_hedged)
     error_hedged: float
     error_ratio_hedged: float  # K=1 error / error_hedged
-    noise_floor: float  # process_noise^2 * state_dim: the expected error of the true model
-    reducible_error_ratio: float  # (K=1 error - noise_floor) / (K=num_modes error - noise_floor)
+    noise_floor: float  # process_noise^2 * state_dim: the expected error of the true model given the true mode
+    # the error of the best predictor from the history on the same samples (slds.bayes_error): the
+    # noise plus the Markov jumps no history foretells, a floor that every K shares
+    bayes_error: float
+    error_ratio_above_bayes: float  # (K=1 error - bayes_error) / (K=num_modes error - bayes_error)
     switch_step_fraction: float  # held-out samples whose transition is the first of a new mode
     switch_step_accuracy: float  # K=num_modes mode accuracy on those samples
     error_by_switch_distance: dict[int, dict[str, float]]  # K -> {"switch", "adjacent", "elsewhere"}: mean error
@@ -202,8 +207,8 @@ class BenchModesResult:
                          f"{self.runs[k].state_error:.4f} = {self.error_ratio:.2f}  goal >= {GOAL_ERROR_RATIO}")
             lines.append(f"  on samples with the right mode: ratio {self.error_ratio_mode_right:.2f}; K={k} error "
                          f"{self.error_mode_right:.4f} there, {self.error_mode_wrong:.4f} where the mode is wrong")
-            lines.append(f"  reducible error ratio (noise floor {self.noise_floor:.4f} removed): "
-                         f"{self.reducible_error_ratio:.2f}")
+            lines.append(f"  above the best predictor from the history (error {self.bayes_error:.4f}: noise "
+                         f"{self.noise_floor:.4f} and unforeseeable jumps): ratio {self.error_ratio_above_bayes:.2f}")
             lines.append(f"  beyond DHAL, experts weighted by the classifier's probabilities: error "
                          f"{self.error_hedged:.4f}, ratio {self.error_ratio_hedged:.2f}")
         lines.append(f"  switch steps ({self.switch_step_fraction:.3f} of samples): K={k} mode accuracy "
@@ -310,8 +315,8 @@ def train_one(cfg: BenchModesConfig, num_modes: int, train: SLDSData, test: SLDS
     log_every = max(1, cfg.steps // 200)
     loss_curve, mse_curve, eval_curve = [], [], []
     acc_loss = acc_mse = 0.0
-    test_dev = SLDSData(test.histories.to(device), test.next_state.to(device), test.next_contacts.to(device),
-                        test.modes, test.identifiable, test.sequence_shape)
+    test_dev = replace(test, histories=test.histories.to(device), next_state=test.next_state.to(device),
+                       next_contacts=test.next_contacts.to(device))
     start = time.perf_counter()
     bar = tqdm(range(cfg.steps), desc=f"K={num_modes}" + (" supervised" if supervised else ""),
                disable=not cfg.progress, dynamic_ncols=True, mininterval=0.5)
@@ -405,7 +410,7 @@ def run_modes_benchmark(cfg: BenchModesConfig) -> BenchModesResult:
     right = mapping[preds[k]] == test.modes  # samples whose mode the K-mode model identifies
     offsets = switch_offsets(test)
     at_switch = offsets == 0
-    noise_floor = cfg.noise_floor()
+    floor = bayes_error(test)
     result = BenchModesResult(
         accuracy=runs[k].accuracy,
         error_ratio=runs[1].state_error / max(runs[k].state_error, 1e-12) if 1 in runs else math.nan,
@@ -415,9 +420,10 @@ def run_modes_benchmark(cfg: BenchModesConfig) -> BenchModesResult:
         error_mode_wrong=mean_where(errors[k], ~right),
         error_hedged=float(hedged.mean()),
         error_ratio_hedged=runs[1].state_error / max(float(hedged.mean()), 1e-12) if 1 in runs else math.nan,
-        noise_floor=noise_floor,
-        reducible_error_ratio=((runs[1].state_error - noise_floor) / max(runs[k].state_error - noise_floor, 1e-12)
-                               if 1 in runs else math.nan),
+        noise_floor=cfg.noise_floor(),
+        bayes_error=floor,
+        error_ratio_above_bayes=((runs[1].state_error - floor) / max(runs[k].state_error - floor, 1e-12)
+                                 if 1 in runs else math.nan),
         switch_step_fraction=float(at_switch.float().mean()),
         switch_step_accuracy=mean_where(right.float(), at_switch),
         error_by_switch_distance={kk: error_by_switch_distance(errors[kk], offsets) for kk in runs},

@@ -25,6 +25,8 @@ class SeedRow:
     error_k1: float
     error_k: float
     error_ratio: float
+    bayes_error: float  # the best predictor from the history, a floor every K shares
+    ratio_above_bayes: float  # (K=1 error - bayes_error) / (K error - bayes_error)
     ratio_true_modes: float = float("nan")  # supervised_reference: K=1 over the label-trained experts, true mode
 
 
@@ -39,6 +41,7 @@ def seed_rows(cfg: BenchModesConfig) -> tuple[list[SeedRow], list[BenchModesResu
         rows.append(SeedRow(seed=seed, accuracy=result.accuracy, switch_step_accuracy=result.switch_step_accuracy,
                             error_k1=result.runs[1].state_error if 1 in result.runs else float("nan"),
                             error_k=result.runs[k].state_error, error_ratio=result.error_ratio,
+                            bayes_error=result.bayes_error, ratio_above_bayes=result.error_ratio_above_bayes,
                             ratio_true_modes=(result.supervised_reference.ratio_true_modes
                                               if result.supervised_reference is not None else float("nan"))))
         results.append(result)
@@ -54,6 +57,8 @@ def spread(rows: list[SeedRow]) -> dict[str, float | int]:
     return {
         "seeds": len(rows),
         "ratio_min": min(ratios), "ratio_median": statistics.median(ratios), "ratio_max": max(ratios),
+        "ratio_above_floor_min": min(row.ratio_above_bayes for row in rows),
+        "ratio_above_floor_median": statistics.median(row.ratio_above_bayes for row in rows),
         "accuracy_min": min(row.accuracy for row in rows),
         "seeds_meeting_ratio_goal": sum(ratio >= GOAL_ERROR_RATIO for ratio in ratios),
         "seeds_meeting_accuracy_goal": sum(row.accuracy >= GOAL_ACCURACY for row in rows),
@@ -63,15 +68,17 @@ def spread(rows: list[SeedRow]) -> dict[str, float | int]:
 def seeds_table(rows: list[SeedRow], num_modes: int) -> str:
     k = num_modes
     reference = any(not math.isnan(row.ratio_true_modes) for row in rows)
-    lines = [f"seed  accuracy  switch-step acc  K=1 error  K={k} error  ratio"
+    lines = [f"seed  accuracy  switch-step acc  K=1 error  K={k} error  ratio  floor error  ratio above floor"
              + ("  ratio given the true mode (supervised)" if reference else ""),
              *(f"{row.seed:>4}  {row.accuracy:>8.3f}  {row.switch_step_accuracy:>15.2f}  {row.error_k1:>9.4f}  "
-               f"{row.error_k:>9.4f}  {row.error_ratio:>5.2f}"
+               f"{row.error_k:>9.4f}  {row.error_ratio:>5.2f}  {row.bayes_error:>11.4f}  {row.ratio_above_bayes:>17.2f}"
                + (f"  {row.ratio_true_modes:>5.2f}" if reference else "") for row in rows)]
     s = spread(rows)
     lines.append(f"ratio min / median / max: {s['ratio_min']:.2f} / {s['ratio_median']:.2f} / {s['ratio_max']:.2f}; "
                  f"goal >= {GOAL_ERROR_RATIO} met on {s['seeds_meeting_ratio_goal']} of {s['seeds']} seeds, "
                  f"accuracy >= {GOAL_ACCURACY} on {s['seeds_meeting_accuracy_goal']} of {s['seeds']}")
+    lines.append(f"floor: the error of the best predictor from the history (noise and unforeseeable jumps); "
+                 f"ratio above it min / median: {s['ratio_above_floor_min']:.2f} / {s['ratio_above_floor_median']:.2f}")
     return "\n".join(lines)
 
 

@@ -16,7 +16,11 @@
 
 The mode of transition t is identifiable from the history: the slope of s over the last frames
 gives the previous mode and x_t shows whether a guard fires; only the Markov-jump steps are not
-(`SLDSData.identifiable`).
+(`SLDSData.identifiable`). So the best any predictor can do from the history is the true system's
+expected next state given the previous mode and x_t, u_t, which mixes glide and push with the jump
+probability wherever a jump may happen (`SLDSData.bayes_next_state`); its error on the same samples
+(`bayes_error`) is the floor that every K shares, jumps included, where `noise_floor` counts only
+the process noise.
 """
 
 from __future__ import annotations
@@ -77,7 +81,19 @@ class SLDSData:
     next_contacts: Tensor  # [N, contact_dim]
     modes: Tensor  # [N] true mode of the predicted transition
     identifiable: Tensor  # [N] bool: False on Markov-jump steps
+    bayes_next_state: Tensor  # [N, state_dim] E[x_{t+1} | history]: the best prediction from the history
     sequence_shape: tuple[int, int]  # (sequences, windows per sequence), row-major in N
+
+
+@dataclass
+class Trajectories:
+    """`simulate`'s output; the mode and flags at index t describe transition t (x_t -> x_{t+1})."""
+
+    states: Tensor  # [S, T+1, state_dim]
+    inputs: Tensor  # [S, T, input_dim]
+    modes: Tensor  # [S, T]
+    jumped: Tensor  # [S, T] bool: a Markov jump started this transition
+    jump_possible: Tensor  # [S, T] bool: glide before and no guard, so a jump could have happened
 
 
 @dataclass
@@ -107,9 +123,15 @@ def make_system(cfg: SLDSConfig, generator: torch.Generator) -> SLDSystem:
     return SLDSystem(speeds=speeds, A=torch.stack(A), B=torch.stack(B), c=torch.stack(c))
 
 
-def simulate(cfg: SLDSConfig, system: SLDSystem, num_sequences: int, generator: torch.Generator
-             ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """States [S, T+1, d], inputs [S, T, du], modes [S, T] (mode of transition t), jumped [S, T]."""
+def expected_next_state(cfg: SLDSConfig, system: SLDSystem, state: Tensor, u: Tensor, mode: Tensor) -> Tensor:
+    """[N, state_dim] the noise-free next state of transition (x, u) in `mode` [N]."""
+    s, y = state[:, 0], state[:, 1:]
+    y_next = (system.A[mode] @ y.unsqueeze(-1) + system.B[mode] @ u.unsqueeze(-1)).squeeze(-1) + system.c[mode]
+    return torch.cat([(s + system.speeds[mode])[:, None], y_next], 1)
+
+
+def simulate(cfg: SLDSConfig, system: SLDSystem, num_sequences: int, generator: torch.Generator) -> Trajectories:
+    """`num_sequences` trajectories of `sequence_length` transitions after the burn-in."""
     n, du, steps = num_sequences, cfg.input_dim, cfg.burn_in + cfg.sequence_length
     if cfg.clocked_guard:
         guard_ticks, _ = cfg.clock_ticks()
@@ -122,11 +144,12 @@ def simulate(cfg: SLDSConfig, system: SLDSystem, num_sequences: int, generator: 
     tolerance = cfg.fall_speed / 2 if cfg.clocked_guard else 0.0
     y = torch.randn(n, cfg.state_dim - 1, generator=generator)
     mode = torch.zeros(n, dtype=torch.long)
-    states, inputs, modes, jumps = [torch.cat([s[:, None], y], 1)], [], [], []
+    states, inputs, modes, jumps, possible = [torch.cat([s[:, None], y], 1)], [], [], [], []
     for _ in range(steps):
         # the guards and the Markov jump act on x_t and the previous mode
         at_push_guard = s >= cfg.guard - tolerance
-        jump = (mode == 0) & ~at_push_guard & (torch.rand(n, generator=generator) < cfg.jump_prob)
+        can_jump = (mode == 0) & ~at_push_guard
+        jump = can_jump & (torch.rand(n, generator=generator) < cfg.jump_prob)
         to_push = ((mode == 0) & at_push_guard) | jump
         to_air = (mode == 1) & (s <= tolerance)
         to_glide = (mode == 2) & (s <= -cfg.guard + tolerance)
@@ -144,28 +167,45 @@ def simulate(cfg: SLDSConfig, system: SLDSystem, num_sequences: int, generator: 
         inputs.append(u)
         modes.append(mode.clone())
         jumps.append(jump)
+        possible.append(can_jump)
     b = cfg.burn_in
-    return (torch.stack(states, 1)[:, b:], torch.stack(inputs, 1)[:, b:], torch.stack(modes, 1)[:, b:],
-            torch.stack(jumps, 1)[:, b:])
+    return Trajectories(states=torch.stack(states, 1)[:, b:], inputs=torch.stack(inputs, 1)[:, b:],
+                        modes=torch.stack(modes, 1)[:, b:], jumped=torch.stack(jumps, 1)[:, b:],
+                        jump_possible=torch.stack(possible, 1)[:, b:])
 
 
 def make_dataset(cfg: SLDSConfig, system: SLDSystem, num_sequences: int, generator: torch.Generator) -> SLDSData:
-    states, inputs, modes, jumps = simulate(cfg, system, num_sequences, generator)
+    run = simulate(cfg, system, num_sequences, generator)
+    states, modes = run.states, run.modes
     h = cfg.history_length
-    frames = torch.cat([states[:, :-1], inputs], -1)  # [S, T, F]: frame t = [x_t, u_t]
+    frames = torch.cat([states[:, :-1], run.inputs], -1)  # [S, T, F]: frame t = [x_t, u_t]
     windows = frames.unfold(1, h, 1).transpose(2, 3)  # [S, T-h+1, h, F], window w ends at t = w+h-1
     num_windows = windows.shape[1]
     t_end = torch.arange(h - 1, h - 1 + num_windows)
     next_state = states[:, t_end + 1]
     contacts = (next_state[..., 1:1 + cfg.contact_dim] > 0).float()
+    state, u = states[:, t_end].reshape(-1, cfg.state_dim), run.inputs[:, t_end].reshape(-1, cfg.input_dim)
+    mode = modes[:, t_end].reshape(-1)
+    # where a jump may start, the history cannot tell glide from an early push: their expectation
+    possible = run.jump_possible[:, t_end].reshape(-1)
+    glide = expected_next_state(cfg, system, state, u, torch.zeros_like(mode))
+    push = expected_next_state(cfg, system, state, u, torch.ones_like(mode))
+    mixed = (1 - cfg.jump_prob) * glide + cfg.jump_prob * push
+    bayes = torch.where(possible[:, None], mixed, expected_next_state(cfg, system, state, u, mode))
     return SLDSData(
         histories=windows.reshape(num_sequences * num_windows, -1).contiguous(),
         next_state=next_state.reshape(-1, cfg.state_dim),
         next_contacts=contacts.reshape(-1, cfg.contact_dim),
         modes=modes[:, t_end].reshape(-1),
-        identifiable=~jumps[:, t_end].reshape(-1),
+        identifiable=~run.jumped[:, t_end].reshape(-1),
+        bayes_next_state=bayes,
         sequence_shape=(num_sequences, num_windows),
     )
+
+
+def bayes_error(data: SLDSData) -> float:
+    """The mean next-state error (sum of squares over dims) of the best predictor from the history."""
+    return float((data.bayes_next_state - data.next_state).square().sum(-1).mean())
 
 
 def switch_offsets(data: SLDSData) -> Tensor:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dhal.policies.slds import SLDSConfig, make_dataset, make_system, switch_offsets
+from dhal.policies.slds import (SLDSConfig, bayes_error, expected_next_state, make_dataset, make_system,
+                               switch_offsets)
 
 SMALL = SLDSConfig(train_sequences=16, test_sequences=4, sequence_length=120)
 
@@ -74,3 +75,33 @@ def test_a_clock_needs_the_guard_and_rise_on_its_lattice() -> None:
         make_system(SLDSConfig(clocked_guard=True, guard=1.03), torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match=r"rise_speed \(0.12\)"):
         make_system(SLDSConfig(clocked_guard=True, rise_speed=0.12), torch.Generator().manual_seed(0))
+
+
+def test_without_jumps_the_best_prediction_from_the_history_errs_by_the_noise_alone() -> None:
+    cfg = SLDSConfig(sequence_length=400, clocked_guard=True, jump_prob=0.0)
+    g = torch.Generator().manual_seed(0)
+    data = make_dataset(cfg, make_system(cfg, g), 16, g)
+    residual = data.next_state - data.bayes_next_state
+    assert residual[:, 0].abs().max() < 1e-4  # the clock has no noise
+    assert residual[:, 1:].std(0) == pytest.approx(torch.full((cfg.state_dim - 1,), cfg.process_noise), rel=0.05)
+    assert bayes_error(data) == pytest.approx(cfg.noise_floor(), rel=0.05)
+
+
+def test_where_a_jump_may_start_the_best_prediction_is_the_expectation_over_it() -> None:
+    # a jump on half the glide steps: predicting glide there is biased, the mixture is not
+    cfg = SLDSConfig(sequence_length=400, clocked_guard=True, jump_prob=0.5)
+    g = torch.Generator().manual_seed(1)
+    system = make_system(cfg, g)
+    data = make_dataset(cfg, system, 16, g)
+    sequences, windows = data.sequence_shape
+    state = data.histories.view(sequences * windows, cfg.history_length, -1)[:, -1]
+    x, u = state[:, :cfg.state_dim], state[:, cfg.state_dim:]
+    glide = expected_next_state(cfg, system, x, u, torch.zeros_like(data.modes))
+    true_mode = expected_next_state(cfg, system, x, u, data.modes)
+    may_jump = (data.bayes_next_state - true_mode).abs().sum(-1) > 1e-6  # elsewhere the history tells the mode
+    assert 0.05 < float(may_jump.float().mean()) < 0.5, float(may_jump.float().mean())
+    assert (~data.identifiable <= may_jump).all()  # every jump happened where one could
+    bayes_bias = (data.next_state - data.bayes_next_state)[may_jump].mean(0)
+    glide_bias = (data.next_state - glide)[may_jump].mean(0)
+    assert bayes_bias.norm() < 0.2 * glide_bias.norm()
+    assert bayes_error(data) > 10 * cfg.noise_floor()  # unforeseeable jumps cost any predictor
