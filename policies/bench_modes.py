@@ -87,7 +87,8 @@ class BenchModesConfig(SLDSConfig):
     collects new data every iteration (0: one fixed training set). K=1 and K=K see the same sets."""
     num_seeds: int = 1
     """Run seeds seed .. seed+num_seeds-1 (each its own system, data and initialisation) and report every
-    one and the spread: the error ratio varies a lot between systems (docs/results/bench_modes.md)."""
+    one and the spread: the error ratio varies a lot between systems and training runs
+    (docs/results/bench_modes.md)."""
     threads: int = 1
     device: str = "cpu"
     out_dir: Path | None = None

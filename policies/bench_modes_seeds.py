@@ -1,8 +1,9 @@
 """`dhal bench modes --num-seeds N`: the benchmark over several seeds, each its own system, and the spread.
 
 One seed can mislead: on the clocked system the error ratio of the same settings is 2.49, 1.51 and
-2.44 for seeds 0-2 (docs/results/bench_modes.md). With an out_dir, each seed writes its results.json
-and plot under seed_<s>/ and the table goes to seeds.json.
+2.44 for seeds 0-2 on one machine, and seed 0 gives 1.35 on another, because training is chaotic at
+float level (docs/results/bench_modes.md, "Twelve seeds"). With an out_dir, each seed writes its
+results.json and plot under seed_<s>/ and the table goes to seeds.json.
 """
 
 from __future__ import annotations
