@@ -52,6 +52,7 @@ def test_smoke_run_returns_sane_results_and_writes_outputs(tmp_path) -> None:
     assert result.noise_floor < result.bayes_error < min(run.state_error for run in result.runs.values())
     k1, k3 = result.runs[1].state_error, result.runs[3].state_error
     assert result.error_ratio_above_bayes == pytest.approx((k1 - result.bayes_error) / (k3 - result.bayes_error))
+    assert "above the best predictor from the history" in result.summary()
     assert set(result.error_by_switch_distance) == {1, 3}
     assert set(result.error_by_true_mode) == {1, 3} and all(len(v) == 3 for v in result.error_by_true_mode.values())
     assert "true mode 0 / 1 / 2" in result.summary()
