@@ -52,6 +52,9 @@ class BenchModesConfig(SLDSConfig):
 
     seed: int = 0
     """Seeds the system, the data, the initialisation and the sampling."""
+    init_seed: int | None = None
+    """Seeds the models' initialisation and sampling instead of `seed`, on the same system and data:
+    how much of the spread over seeds is the training run rather than the system."""
     steps: int = 3000
     """Adam steps per model."""
     batch_size: int = 256
@@ -389,7 +392,7 @@ def run_modes_benchmark(cfg: BenchModesConfig) -> BenchModesResult:
                 return make_dataset(cfg, system, cfg.train_sequences, torch.Generator().manual_seed(cfg.seed * 7919 + i))
 
             def model_seed(num_modes: int) -> int:
-                return cfg.seed * 1000 + 17 * num_modes
+                return (cfg.seed if cfg.init_seed is None else cfg.init_seed) * 1000 + 17 * num_modes
 
             for k in (cfg.num_modes, 1) if cfg.baseline else (cfg.num_modes,):
                 models[k], runs[k], preds[k], errors[k] = train_one(cfg, k, train, test, mean, std,

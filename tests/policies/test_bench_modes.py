@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -72,6 +73,12 @@ def test_benchmark_is_deterministic_given_the_seed() -> None:
     other = run_modes_benchmark(BenchModesConfig.smoke(steps=20, train_sequences=4, test_sequences=2,
                                                        sequence_length=60, seed=1))
     assert other.runs[3].loss_curve != first.runs[3].loss_curve
+
+    # another initialisation on the same system and data; init_seed == seed is the default run
+    reinit = run_modes_benchmark(replace(cfg, init_seed=7))
+    assert reinit.bayes_error == first.bayes_error and reinit.timeline_true == first.timeline_true
+    assert reinit.runs[3].loss_curve != first.runs[3].loss_curve
+    assert run_modes_benchmark(replace(cfg, init_seed=cfg.seed)).runs[3].loss_curve == first.runs[3].loss_curve
 
 
 def test_assignment_reaches_the_model_and_leaves_k1_unchanged() -> None:
