@@ -126,8 +126,9 @@ def make_system(cfg: SLDSConfig, generator: torch.Generator) -> SLDSystem:
     return SLDSystem(speeds=speeds, A=torch.stack(A), B=torch.stack(B), c=torch.stack(c))
 
 
-def expected_next_state(cfg: SLDSConfig, system: SLDSystem, state: Tensor, u: Tensor, mode: Tensor) -> Tensor:
-    """[N, state_dim] the noise-free next state of transition (x, u) in `mode` [N]."""
+def expected_next_state(system: SLDSystem, state: Tensor, u: Tensor, mode: Tensor) -> Tensor:
+    """[N, state_dim] the noise-free next state of transition (x, u) in `mode` [N]: the dynamics that
+    `simulate` adds process noise to."""
     s, y = state[:, 0], state[:, 1:]
     y_next = (system.A[mode] @ y.unsqueeze(-1) + system.B[mode] @ u.unsqueeze(-1)).squeeze(-1) + system.c[mode]
     return torch.cat([(s + system.speeds[mode])[:, None], y_next], 1)
@@ -159,14 +160,13 @@ def simulate(cfg: SLDSConfig, system: SLDSystem, num_sequences: int, generator: 
         mode = torch.where(to_push, 1, torch.where(to_air, 2, torch.where(to_glide, 0, mode)))
         u = torch.randn(n, du, generator=generator)
         noise = cfg.process_noise * torch.randn(n, cfg.state_dim, generator=generator)
+        expected = expected_next_state(system, states[-1], u, mode)
         if cfg.clocked_guard:
             phase = phase + phase_speeds[mode]
             s = phase * cfg.fall_speed
         else:
-            s = s + system.speeds[mode] + noise[:, 0]
-        y = (system.A[mode] @ y.unsqueeze(-1)).squeeze(-1) + (system.B[mode] @ u.unsqueeze(-1)).squeeze(-1)
-        y = y + system.c[mode] + noise[:, 1:]
-        states.append(torch.cat([s[:, None], y], 1))
+            s = expected[:, 0] + noise[:, 0]
+        states.append(torch.cat([s[:, None], expected[:, 1:] + noise[:, 1:]], 1))
         inputs.append(u)
         modes.append(mode.clone())
         jumps.append(jump)
@@ -191,15 +191,15 @@ def make_dataset(cfg: SLDSConfig, system: SLDSystem, num_sequences: int, generat
     mode = modes[:, t_end].reshape(-1)
     # where a jump may start, the history cannot tell glide from an early push: their expectation
     possible = run.jump_possible[:, t_end].reshape(-1)
-    glide = expected_next_state(cfg, system, state, u, torch.zeros_like(mode))
-    push = expected_next_state(cfg, system, state, u, torch.ones_like(mode))
+    glide = expected_next_state(system, state, u, torch.zeros_like(mode))
+    push = expected_next_state(system, state, u, torch.ones_like(mode))
     mixed = (1 - cfg.jump_prob) * glide + cfg.jump_prob * push
-    bayes = torch.where(possible[:, None], mixed, expected_next_state(cfg, system, state, u, mode))
+    bayes = torch.where(possible[:, None], mixed, expected_next_state(system, state, u, mode))
     return SLDSData(
         histories=windows.reshape(num_sequences * num_windows, -1).contiguous(),
         next_state=next_state.reshape(-1, cfg.state_dim),
         next_contacts=contacts.reshape(-1, cfg.contact_dim),
-        modes=modes[:, t_end].reshape(-1),
+        modes=mode,
         identifiable=~run.jumped[:, t_end].reshape(-1),
         bayes_next_state=bayes,
         sequence_shape=(num_sequences, num_windows),

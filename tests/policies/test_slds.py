@@ -96,8 +96,8 @@ def test_where_a_jump_may_start_the_best_prediction_is_the_expectation_over_it()
     sequences, windows = data.sequence_shape
     state = data.histories.view(sequences * windows, cfg.history_length, -1)[:, -1]
     x, u = state[:, :cfg.state_dim], state[:, cfg.state_dim:]
-    glide = expected_next_state(cfg, system, x, u, torch.zeros_like(data.modes))
-    true_mode = expected_next_state(cfg, system, x, u, data.modes)
+    glide = expected_next_state(system, x, u, torch.zeros_like(data.modes))
+    true_mode = expected_next_state(system, x, u, data.modes)
     may_jump = (data.bayes_next_state - true_mode).abs().sum(-1) > 1e-6  # elsewhere the history tells the mode
     assert 0.05 < float(may_jump.float().mean()) < 0.5, float(may_jump.float().mean())
     assert (~data.identifiable <= may_jump).all()  # every jump happened where one could
