@@ -77,6 +77,8 @@ class BenchModesConfig(SLDSConfig):
     learned_noise: bool = False
     """With assignment "posterior": learn each expert's noise variance (ModesConfig.learned_noise), so the
     responsibilities sharpen as the experts improve."""
+    decoder_sees_frame: bool = False
+    """Beyond the paper: every decoder also reads the newest frame [x_t, u_t] (ModesConfig.decoder_sees_frame)."""
     baseline: bool = True
     """Also train K=1 for the error ratio (False: error_ratio is nan)."""
     eval_every: int = 0
@@ -129,7 +131,7 @@ class BenchModesConfig(SLDSConfig):
             state_dim=self.state_dim, contact_dim=self.contact_dim, num_modes=num_modes,
             contact_weight=self.contact_weight, kl_weight=self.kl_weight, kl_mean_over_modes=self.kl_mean_over_modes,
             mode_entropy_weight=self.mode_entropy_weight, load_balance_weight=self.load_balance_weight,
-            assignment=self.assignment, learned_noise=self.learned_noise,
+            assignment=self.assignment, learned_noise=self.learned_noise, decoder_sees_frame=self.decoder_sees_frame,
         )
 
     @classmethod

@@ -39,7 +39,8 @@ def batch(cfg: ModesConfig, b: int, seed: int = 1) -> tuple[torch.Tensor, torch.
     ModesConfig(frame_size=5, history_length=31, state_dim=4, contact_dim=1, num_modes=2, latent_dim=3,
                 classifier_hidden=(7,), encoder_step_dim=4, encoder_out_dim=9, decoder_hidden=(6,)),
     ModesConfig(frame_size=4, history_length=12, state_dim=2, contact_dim=1, num_modes=1, latent_dim=2),
-], ids=["dhal", "small", "odd", "k1"])
+    replace(SMALL, decoder_sees_frame=True, assignment="posterior", learned_noise=True),
+], ids=["dhal", "small", "odd", "k1", "sees_frame"])
 def test_shapes(cfg: ModesConfig) -> None:
     model = make(cfg)
     b, k, l = 5, cfg.num_modes, cfg.latent_dim
@@ -179,6 +180,28 @@ def test_predict_in_mode_decodes_with_the_given_experts() -> None:
         mu, _ = model.encode(history)
         expected = torch.stack([model.vaes[int(m)].decode(mu[i, int(m)])[0] for i, m in enumerate(other)])
     assert torch.allclose(model.predict_in_mode(history, other), expected, atol=1e-6)
+
+
+def test_decoder_sees_the_newest_frame_only_when_configured() -> None:
+    """With decoder_sees_frame a change to the newest frame alone moves the prediction at a fixed latent;
+    without it the decoders read the latent only, and giving them a frame anyway is an error."""
+    history, _, _ = batch(SMALL, 4)
+    newest = history.clone()
+    newest[:, -SMALL.frame_size:] += 1.0
+    seeing = make(replace(SMALL, decoder_sees_frame=True)).eval()
+    with torch.no_grad():
+        z = torch.randn(4, SMALL.num_modes, SMALL.latent_dim)
+        moved = (seeing.decode_all(z, newest)[0] - seeing.decode_all(z, history)[0]).abs()
+        older = history.clone()
+        older[:, :SMALL.frame_size] += 1.0
+        assert float(moved.min()) > 0
+        assert torch.equal(seeing.decode_all(z, older)[0], seeing.decode_all(z, history)[0])
+        blind = make(SMALL).eval()
+        assert torch.equal(blind.decode_all(z, newest)[0], blind.decode_all(z, history)[0])
+    with pytest.raises(ValueError, match="decoder_sees_frame"):
+        blind.vaes[0].decode(z[:, 0], history[:, -SMALL.frame_size:])
+    with pytest.raises(ValueError, match="decoder_sees_frame"):
+        seeing.vaes[0].decode(z[:, 0])
 
 
 def test_predict_hedged_weights_the_experts_by_the_classifier() -> None:
