@@ -419,6 +419,23 @@ def test_kl_mean_over_modes_divides_the_kl_by_k() -> None:
     assert float(sum_stats["kl"]) == pytest.approx(SMALL.num_modes * float(mean_stats["kl"]), rel=1e-5)
 
 
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_dhal_kl_convention_is_weight_over_k_per_sample(assignment: str) -> None:
+    """DHAL's 0.9 averaged over batch*K trains K experts exactly as 0.9/K per sample does (the
+    benchmark's "What the ratio measures" relies on it: only K=1's weight differs)."""
+    dhal = replace(SMALL, assignment=assignment, kl_weight=0.9, kl_mean_over_modes=True)
+    per_sample = replace(dhal, kl_weight=0.9 / SMALL.num_modes, kl_mean_over_modes=False)
+    history, next_state, contacts = batch(SMALL, 16)
+    losses = []
+    for cfg in (dhal, per_sample):
+        model = make(cfg)
+        loss, _ = model.dynamics_loss(history, next_state, contacts, generator=torch.Generator().manual_seed(0))
+        losses.append(float(loss.detach()))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+    assert losses[0] != pytest.approx(float(make(replace(per_sample, kl_weight=0.9)).dynamics_loss(
+        history, next_state, contacts, generator=torch.Generator().manual_seed(0))[0].detach()), rel=1e-3)
+
+
 def test_per_mode_stats_are_nan_free_for_unused_modes() -> None:
     model = make(SMALL)
     history, next_state, contacts = batch(SMALL, 8)
