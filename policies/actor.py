@@ -31,7 +31,7 @@ from rsl_rl.modules import HiddenState
 from tensordict import TensorDict
 from torch import Tensor, nn
 
-from dhal.policies.modes import HistoryVAE, HybridModes, ModesConfig
+from dhal.policies.modes import HistoryVAE, HybridModes, ModesConfig, newest_frame
 
 REPLAY_MODE_KEY = "replay_mode"
 REPLAY_NOISE_KEY = "replay_latent_noise"
@@ -110,7 +110,7 @@ class DHALActor(MLPModel):
     ) -> Tensor:
         history = obs[self.obs_groups[0]]
         latent = self._mode_latent(history, obs, stochastic_output)
-        mlp_output = self.mlp(torch.cat([history[:, -self.modes_cfg.frame_size:], latent], dim=-1))
+        mlp_output = self.mlp(torch.cat([newest_frame(history, self.modes_cfg.frame_size), latent], dim=-1))
         if stochastic_output:
             self.distribution.update(mlp_output)
             return self.distribution.sample()
@@ -119,7 +119,7 @@ class DHALActor(MLPModel):
     def get_latent(self, obs: TensorDict, masks: Tensor | None = None, hidden_state: HiddenState = None) -> Tensor:
         """The MLP input on the deterministic path: [newest frame, mu of the argmax mode]."""
         history = obs[self.obs_groups[0]]
-        return torch.cat([history[:, -self.modes_cfg.frame_size:], self._mode_latent(history, obs, False)], dim=-1)
+        return torch.cat([newest_frame(history, self.modes_cfg.frame_size), self._mode_latent(history, obs, False)], dim=-1)
 
     def _mode_latent(self, history: Tensor, obs: TensorDict, stochastic: bool) -> Tensor:
         if not stochastic or self.mode_sampling == "deterministic":

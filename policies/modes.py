@@ -39,8 +39,8 @@ path (`act_latent`, `predict`, export) is the same under all of them. With K=1 t
 [z, newest frame] instead of z alone, a conditional VAE of the next state given the current one. The
 latent then only has to carry what the newest frame does not show, and the experts fit faster. On
 the SLDS benchmark both K=3 and K=1 then come within a few hundredths of the best predictor from the
-history, which shrinks their error ratio (docs/results/bench_modes.md, "A decoder that sees the
-newest frame"). The acting path is unchanged: the actor consumes the latent only.
+history, which shrinks their error ratio (docs/results/bench_modes.md, "What the ratio
+measures"). The acting path is unchanged: the actor consumes the latent only.
 
 Loss weights and their provenance (DHAL.md §6.5, §11.2):
 * `contact_weight=0.8`: the released code; the paper's Eq. 8 has no weight on the contact BCE.
@@ -201,6 +201,11 @@ class HistoryVAE(nn.Module):
         return self.state_decoder(inputs), self.contact_decoder(inputs)
 
 
+def newest_frame(history: Tensor, frame_size: int) -> Tensor:
+    """[B, frame_size]: the last frame of a [B, H*F] history (oldest frame first)."""
+    return history[:, -frame_size:]
+
+
 def _select(per_mode: Tensor, mode: Tensor) -> Tensor:
     """per_mode [B, K, D], mode [B] -> [B, D]; gradient reaches only the selected mode's slice."""
     index = mode.reshape(-1, 1, 1).expand(-1, 1, per_mode.shape[-1])
@@ -232,13 +237,9 @@ class HybridModes(nn.Module):
                 f"={self.cfg.history_size}], got {tuple(history.shape)}"
             )
 
-    def newest_frame(self, history: Tensor) -> Tensor | None:
-        """[B, frame_size] the decoders' second input with `decoder_sees_frame`, else None."""
-        return history[:, -self.cfg.frame_size:] if self.cfg.decoder_sees_frame else None
-
     def decode_all(self, z: Tensor, history: Tensor) -> tuple[Tensor, Tensor]:
         """z [B, K, L] -> next-state [B, K, state_dim] and contact logits [B, K, contact_dim]."""
-        frame = self.newest_frame(history)
+        frame = newest_frame(history, self.cfg.frame_size) if self.cfg.decoder_sees_frame else None
         states, contacts = [], []
         for k, vae in enumerate(self.experts):
             s, c = vae.decode(z[:, k], frame)
