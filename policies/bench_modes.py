@@ -95,6 +95,9 @@ class BenchModesConfig(SLDSConfig):
     """Run seeds seed .. seed+num_seeds-1 (each its own system, data and initialisation) and report every
     one and the spread: the error ratio varies a lot between systems and training runs
     (docs/results/bench_modes.md)."""
+    jobs: int = 1
+    """With num_seeds > 1: run this many seeds at once, each in its own process with `threads` threads
+    (a machine with 16 cores runs 16 seeds in the time of one; the results equal a run one seed at a time)."""
     threads: int = 1
     device: str = "cpu"
     out_dir: Path | None = None
@@ -106,7 +109,7 @@ class BenchModesConfig(SLDSConfig):
         if self.num_modes < 2:
             raise ValueError(f"num_modes must be >= 2 (it is compared with K=1), got {self.num_modes}")
         for name in ("steps", "batch_size", "train_sequences", "test_sequences", "state_dim", "input_dim",
-                     "contact_dim", "threads", "num_seeds"):
+                     "contact_dim", "threads", "num_seeds", "jobs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("eval_every", "fresh_data_every", "burn_in"):

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import statistics
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from tqdm.auto import tqdm
 
 from dhal.policies.bench_modes import (GOAL_ACCURACY, GOAL_ERROR_RATIO, BenchModesConfig, BenchModesResult,
                                        run_modes_benchmark)
@@ -31,21 +35,45 @@ class SeedRow:
     ratio_true_modes: float = float("nan")  # supervised_reference: K=1 over the label-trained experts, true mode
 
 
+def seed_configs(cfg: BenchModesConfig) -> list[BenchModesConfig]:
+    """One plain one-seed benchmark per seed; with several, each writes under out_dir/seed_<s>/."""
+    def out_dir(seed: int) -> Path | None:
+        return cfg.out_dir if cfg.num_seeds == 1 or cfg.out_dir is None else Path(cfg.out_dir) / f"seed_{seed}"
+    parallel = cfg.jobs > 1 and cfg.num_seeds > 1
+    return [replace(cfg, seed=seed, num_seeds=1, jobs=1, out_dir=out_dir(seed), progress=cfg.progress and not parallel)
+            for seed in range(cfg.seed, cfg.seed + cfg.num_seeds)]
+
+
+def run_seeds(cfg: BenchModesConfig) -> list[BenchModesResult]:
+    """The results in seed order. With jobs > 1, in that many fresh processes (spawned, so no worker
+    inherits this process's torch threads or RNG state) and one bar over the seeds instead of each
+    seed's own."""
+    configs = seed_configs(cfg)
+    if cfg.jobs == 1 or len(configs) == 1:
+        return [run_modes_benchmark(one) for one in configs]
+    results: dict[int, BenchModesResult] = {}
+    with ProcessPoolExecutor(max_workers=min(cfg.jobs, len(configs)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(run_modes_benchmark, one): one.seed for one in configs}
+        for future in tqdm(as_completed(futures), total=len(futures), desc=f"{len(configs)} seeds, {cfg.jobs} at once",
+                           unit="seed", disable=not cfg.progress, dynamic_ncols=True):
+            results[futures[future]] = future.result()
+    return [results[one.seed] for one in configs]
+
+
 def seed_rows(cfg: BenchModesConfig) -> tuple[list[SeedRow], list[BenchModesResult]]:
     """Run the benchmark for each seed; one-seed runs are the plain benchmark (same out_dir layout)."""
     cfg.validate()
-    rows, results = [], []
-    for seed in range(cfg.seed, cfg.seed + cfg.num_seeds):
-        out_dir = cfg.out_dir if cfg.num_seeds == 1 or cfg.out_dir is None else Path(cfg.out_dir) / f"seed_{seed}"
-        result = run_modes_benchmark(replace(cfg, seed=seed, out_dir=out_dir))
-        k = cfg.num_modes
-        rows.append(SeedRow(seed=seed, accuracy=result.accuracy, switch_step_accuracy=result.switch_step_accuracy,
-                            error_k1=result.runs[1].state_error if 1 in result.runs else float("nan"),
-                            error_k=result.runs[k].state_error, error_ratio=result.error_ratio,
-                            bayes_error=result.bayes_error, ratio_above_bayes=result.error_ratio_above_bayes,
-                            ratio_true_modes=(result.supervised_reference.ratio_true_modes
-                                              if result.supervised_reference is not None else float("nan"))))
-        results.append(result)
+    results = run_seeds(cfg)
+    k = cfg.num_modes
+    rows = [SeedRow(seed=result.config["seed"], accuracy=result.accuracy,
+                    switch_step_accuracy=result.switch_step_accuracy,
+                    error_k1=result.runs[1].state_error if 1 in result.runs else float("nan"),
+                    error_k=result.runs[k].state_error, error_ratio=result.error_ratio,
+                    bayes_error=result.bayes_error, ratio_above_bayes=result.error_ratio_above_bayes,
+                    ratio_true_modes=(result.supervised_reference.ratio_true_modes
+                                      if result.supervised_reference is not None else float("nan")))
+                for result in results]
     if cfg.num_seeds > 1 and cfg.out_dir is not None:
         Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
         (Path(cfg.out_dir) / "seeds.json").write_text(json.dumps(

@@ -52,3 +52,16 @@ def test_the_table_shows_the_supervised_reference_when_it_was_run() -> None:
 def test_zero_seeds_is_refused() -> None:
     with pytest.raises(ValueError, match="num_seeds must be >= 1, got 0"):
         seed_rows(BenchModesConfig.smoke(num_seeds=0, **TINY))
+
+
+def test_seeds_in_parallel_processes_give_the_results_of_one_at_a_time(tmp_path) -> None:
+    one_at_a_time, _ = seed_rows(BenchModesConfig.smoke(seed=5, num_seeds=3, **TINY))
+    parallel, results = seed_rows(BenchModesConfig.smoke(seed=5, num_seeds=3, jobs=2, out_dir=tmp_path, **TINY))
+    assert repr(parallel) == repr(one_at_a_time)  # same order, bit for bit (repr: nan equals nan)
+    assert [result.config["seed"] for result in results] == [5, 6, 7]
+    assert all((tmp_path / f"seed_{seed}" / "results.json").exists() for seed in (5, 6, 7))
+
+
+def test_zero_jobs_is_refused() -> None:
+    with pytest.raises(ValueError, match="jobs must be >= 1, got 0"):
+        seed_rows(BenchModesConfig.smoke(num_seeds=2, jobs=0, **TINY))
