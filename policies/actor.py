@@ -186,7 +186,7 @@ class _DHALPolicyExport(nn.Module):
         mu = torch.stack(mus, dim=1)  # [B, K, L]
         index = mode.reshape(-1, 1, 1).expand(-1, 1, mu.shape[-1])
         latent = mu.gather(1, index).squeeze(1)
-        frame = history[:, self.history_size - self.frame_size:]
+        frame = newest_frame(history, self.frame_size)
         actions = self.deterministic_output(self.mlp(torch.cat([frame, latent], dim=-1)))
         return actions, probs, latent
 
