@@ -21,7 +21,9 @@ Loss settings of the default run (all are options): the paper's KL weight beta =
 for every K (`kl_mean_over_modes=False`: DHAL's code convention, 0.9 averaged over batch*K, would
 give K=1 an effective 0.9 and K=3 0.3, which on the clocked system alone raises K=1's error 1.2-2.2x
 and the median ratio from 1.57 to 2.61), and `load_balance_weight=1.0` (beyond the paper: without it
-DHAL's winner-take-all assignment sometimes merges two true modes into one expert).
+DHAL's winner-take-all assignment sometimes merges two true modes into one expert; with the posterior
+assignment a merge still happens on about one system in seven, and a tenfold weight, which prevents it,
+costs the ratio, docs/results/bench_modes.md, "Sixteen new systems").
 
 What was measured, what limits the ratio and every variant tried: docs/results/bench_modes.md.
 """
