@@ -36,12 +36,17 @@ class SeedRow:
     ratio_true_modes: float = float("nan")  # supervised_reference: K=1 over the label-trained experts, true mode
 
 
+def runs_in_parallel(cfg: BenchModesConfig) -> bool:
+    return cfg.jobs > 1 and cfg.num_seeds > 1
+
+
 def seed_configs(cfg: BenchModesConfig) -> list[BenchModesConfig]:
-    """One plain one-seed benchmark per seed; with several, each writes under out_dir/seed_<s>/."""
+    """One plain one-seed benchmark per seed; with several, each writes under out_dir/seed_<s>/. Run in
+    parallel, the seeds keep their own bars quiet (run_seeds shows one over them)."""
     def out_dir(seed: int) -> Path | None:
         return cfg.out_dir if cfg.num_seeds == 1 or cfg.out_dir is None else Path(cfg.out_dir) / f"seed_{seed}"
-    parallel = cfg.jobs > 1 and cfg.num_seeds > 1
-    return [replace(cfg, seed=seed, num_seeds=1, jobs=1, out_dir=out_dir(seed), progress=cfg.progress and not parallel)
+    quiet = runs_in_parallel(cfg)
+    return [replace(cfg, seed=seed, num_seeds=1, jobs=1, out_dir=out_dir(seed), progress=cfg.progress and not quiet)
             for seed in range(cfg.seed, cfg.seed + cfg.num_seeds)]
 
 
@@ -50,7 +55,7 @@ def run_seeds(cfg: BenchModesConfig) -> list[BenchModesResult]:
     inherits this process's torch threads or RNG state) and one bar over the seeds instead of each
     seed's own."""
     configs = seed_configs(cfg)
-    if cfg.jobs == 1 or len(configs) == 1:
+    if not runs_in_parallel(cfg):
         return [run_modes_benchmark(one) for one in configs]
     results: dict[int, BenchModesResult] = {}
     with ProcessPoolExecutor(max_workers=min(cfg.jobs, len(configs)),
