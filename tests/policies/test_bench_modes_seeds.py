@@ -25,15 +25,16 @@ def test_each_seed_is_the_plain_benchmark_of_that_seed(tmp_path) -> None:
     assert [row["seed"] for row in saved["rows"]] == [3, 4] and saved["summary"]["seeds"] == 2
 
 
-def test_the_spread_counts_the_seeds_that_meet_each_goal() -> None:
+def test_the_spread_counts_the_seeds_that_meet_each_goal_and_both() -> None:
     rows = [SeedRow(seed=s, accuracy=a, switch_step_accuracy=0.9, error_k1=0.3, error_k=0.3 / r, error_ratio=r,
                     bayes_error=0.05, ratio_above_bayes=0.25 / (0.3 / r - 0.05))
-            for s, a, r in ((0, 0.99, 2.5), (1, 0.94, 1.5), (2, 0.96, 2.0))]
+            for s, a, r in ((0, 0.99, 2.5), (1, 0.94, 1.5), (2, 0.96, 2.0), (3, 0.90, 3.0))]
     s = spread(rows)
-    assert (s["ratio_min"], s["ratio_median"], s["ratio_max"]) == (1.5, 2.0, 2.5)
-    assert s["seeds_meeting_ratio_goal"] == 2 and s["seeds_meeting_accuracy_goal"] == 2
-    assert s["accuracy_min"] == 0.94
-    assert s["ratio_above_floor_median"] == pytest.approx(0.25 / (0.15 - 0.05))
+    assert (s["ratio_min"], s["ratio_median"], s["ratio_max"]) == (1.5, 2.25, 3.0)
+    assert s["seeds_meeting_ratio_goal"] == 3 and s["seeds_meeting_accuracy_goal"] == 2
+    assert s["seeds_meeting_both_goals"] == 2  # seeds 0 and 2: seed 3 meets only the ratio goal
+    assert s["accuracy_min"] == 0.90
+    assert s["ratio_above_floor_median"] == pytest.approx(0.25 / (0.12 - 0.05) / 2 + 0.25 / (0.15 - 0.05) / 2)
 
 
 def test_one_seed_reports_the_full_summary_and_several_a_table() -> None:
