@@ -124,6 +124,10 @@ class BenchModesConfig(SLDSConfig):
             raise ValueError(f"contact_dim ({self.contact_dim}) must be <= state_dim - 1 ({self.state_dim - 1})")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0.0 <= self.jump_prob <= 1.0:
+            raise ValueError(f"jump_prob is a probability per step, in [0, 1], got {self.jump_prob}")
+        if not self.process_noise >= 0.0:
+            raise ValueError(f"process_noise must be >= 0, got {self.process_noise}")
         if self.supervised_reference and self.num_modes != NUM_MODES:
             raise ValueError(f"supervised_reference needs num_modes = the system's {NUM_MODES} modes, got {self.num_modes}")
         if self.clocked_guard:

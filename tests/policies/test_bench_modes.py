@@ -158,6 +158,9 @@ def test_a_clocked_guard_lets_the_classifier_find_the_switch_steps() -> None:
     ({"sequence_length": 12}, "must exceed history_length"),
     ({"contact_dim": 6}, "contact_dim (6) must be <= state_dim - 1 (5)"),
     ({"clocked_guard": True, "guard": 0.98}, "guard (0.98) to be a whole multiple of fall_speed (0.05)"),
+    ({"jump_prob": 1.5}, "jump_prob is a probability per step, in [0, 1], got 1.5"),
+    ({"jump_prob": -0.01}, "jump_prob is a probability per step, in [0, 1], got -0.01"),
+    ({"process_noise": -0.1}, "process_noise must be >= 0, got -0.1"),
 ])
 def test_bad_options_are_refused_before_any_work(option, message) -> None:
     with pytest.raises(ValueError) as error:
