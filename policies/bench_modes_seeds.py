@@ -89,17 +89,18 @@ def seed_rows(cfg: BenchModesConfig) -> tuple[list[SeedRow], list[BenchModesResu
 
 def spread(rows: list[SeedRow]) -> dict[str, float | int]:
     ratios = [row.error_ratio for row in rows]
+    ratio_met = [ratio >= GOAL_ERROR_RATIO for ratio in ratios]
+    accuracy_met = [row.accuracy >= GOAL_ACCURACY for row in rows]
     return {
         "seeds": len(rows),
         "ratio_min": min(ratios), "ratio_median": statistics.median(ratios), "ratio_max": max(ratios),
         "ratio_above_floor_min": min(row.ratio_above_bayes for row in rows),
         "ratio_above_floor_median": statistics.median(row.ratio_above_bayes for row in rows),
         "accuracy_min": min(row.accuracy for row in rows),
-        "seeds_meeting_ratio_goal": sum(ratio >= GOAL_ERROR_RATIO for ratio in ratios),
-        "seeds_meeting_accuracy_goal": sum(row.accuracy >= GOAL_ACCURACY for row in rows),
+        "seeds_meeting_ratio_goal": sum(ratio_met),
+        "seeds_meeting_accuracy_goal": sum(accuracy_met),
         # the goals are per system: a seed counts only if it meets both
-        "seeds_meeting_both_goals": sum(row.accuracy >= GOAL_ACCURACY and row.error_ratio >= GOAL_ERROR_RATIO
-                                        for row in rows),
+        "seeds_meeting_both_goals": sum(r and a for r, a in zip(ratio_met, accuracy_met)),
     }
 
 
