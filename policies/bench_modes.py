@@ -44,6 +44,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from dhal.policies.mode_split import DeadModeSplitter, Split, SplitConfig
 from dhal.policies.modes import HybridModes, ModesConfig
 from dhal.policies.slds import (NUM_MODES, SLDSConfig, SLDSData, bayes_error, make_dataset, make_system,
                                 switch_offsets)
@@ -85,6 +86,9 @@ class BenchModesConfig(SLDSConfig):
     responsibilities sharpen as the experts improve."""
     decoder_sees_frame: bool = False
     """Beyond the paper: every decoder also reads the newest frame [x_t, u_t] (ModesConfig.decoder_sees_frame)."""
+    split_dead_modes: bool = False
+    """Beyond the paper: replace an expert the classifier has stopped picking by a perturbed copy of the
+    busiest one (dhal.policies.mode_split; SplitConfig defaults). A run without a dead expert is unchanged."""
     baseline: bool = True
     """Also train K=1 for the error ratio (False: error_ratio is nan)."""
     eval_every: int = 0
@@ -169,6 +173,7 @@ class ModeRunResult:
     loss_curve: list[float]  # total loss, averaged per logging interval
     state_mse_curve: list[float]  # training selected_state_mse (DHAL Fig. 7's metric)
     eval_curve: list[tuple[int, float, float]] = field(default_factory=list)  # (step, accuracy, state_error)
+    splits: list[Split] = field(default_factory=list)  # split_dead_modes: the splits made, in order
 
 
 @dataclass
@@ -248,6 +253,8 @@ class BenchModesResult:
                          f"{ref.switch_step_accuracy:.2f} on switch steps)")
         lines += [
             f"occupancy K={k}: {[round(o, 3) for o in self.runs[k].occupancy]}",
+            *(f"  split at step {sp.step}: expert {sp.dead} (argmax share {sp.dead_share:.3f}) became a copy of "
+              f"expert {sp.donor} ({sp.donor_share:.3f})" for sp in self.runs[k].splits),
             f"runtime {self.runtime_s:.1f} s",
         ]
         return "\n".join(lines)
@@ -324,6 +331,8 @@ def train_one(cfg: BenchModesConfig, num_modes: int, train: SLDSData, test: SLDS
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.steps) if cfg.cosine_decay else None
     generator = torch.Generator(device=device).manual_seed(seed + 1)
     index_generator = torch.Generator().manual_seed(seed + 2)
+    splitter = (DeadModeSplitter(model, optimizer, SplitConfig(), cfg.steps, seed=seed + 3)
+                if cfg.split_dead_modes and not supervised else None)
 
     def upload(data: SLDSData) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         return (((data.histories - mean) / std).to(device), data.next_state.to(device), data.next_contacts.to(device),
@@ -352,6 +361,9 @@ def train_one(cfg: BenchModesConfig, num_modes: int, train: SLDSData, test: SLDS
         optimizer.step()
         if schedule is not None:
             schedule.step()
+        if splitter is not None and (split := splitter.after_step(step, stats)) is not None:
+            bar.write(f"K={num_modes} step {split.step}: expert {split.dead} (argmax share {split.dead_share:.3f}) "
+                      f"replaced by a copy of expert {split.donor} ({split.donor_share:.3f})")
         acc_loss += float(stats["loss"])
         acc_mse += float(stats["selected_state_mse"])
         if (step + 1) % log_every == 0:
@@ -379,7 +391,7 @@ def train_one(cfg: BenchModesConfig, num_modes: int, train: SLDSData, test: SLDS
     result = ModeRunResult(
         num_modes=num_modes, accuracy=acc, state_error=err, contact_accuracy=contact_acc, occupancy=occupancy,
         mapping=mapping, confusion=confusion.tolist(), train_seconds=train_seconds, loss_curve=loss_curve,
-        state_mse_curve=mse_curve, eval_curve=eval_curve,
+        state_mse_curve=mse_curve, eval_curve=eval_curve, splits=splitter.splits if splitter is not None else [],
     )
     return model, result, pred, errors
 

@@ -34,6 +34,7 @@ class SeedRow:
     bayes_error: float  # the best predictor from the history, a floor every K shares
     ratio_above_bayes: float  # (K=1 error - bayes_error) / (K error - bayes_error)
     ratio_true_modes: float = float("nan")  # supervised_reference: K=1 over the label-trained experts, true mode
+    splits: int = 0  # split_dead_modes: dead experts replaced during K's training
 
 
 def runs_in_parallel(cfg: BenchModesConfig) -> bool:
@@ -78,7 +79,8 @@ def seed_rows(cfg: BenchModesConfig) -> tuple[list[SeedRow], list[BenchModesResu
                     error_k=result.runs[k].state_error, error_ratio=result.error_ratio,
                     bayes_error=result.bayes_error, ratio_above_bayes=result.error_ratio_above_bayes,
                     ratio_true_modes=(result.supervised_reference.ratio_true_modes
-                                      if result.supervised_reference is not None else float("nan")))
+                                      if result.supervised_reference is not None else float("nan")),
+                    splits=len(result.runs[k].splits))
                 for result in results]
     if cfg.num_seeds > 1 and cfg.out_dir is not None:
         Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
@@ -101,17 +103,20 @@ def spread(rows: list[SeedRow]) -> dict[str, float | int]:
         "seeds_meeting_accuracy_goal": sum(accuracy_met),
         # the goals are per system: a seed counts only if it meets both
         "seeds_meeting_both_goals": sum(r and a for r, a in zip(ratio_met, accuracy_met)),
+        "seeds_with_a_split": sum(row.splits > 0 for row in rows),
     }
 
 
 def seeds_table(rows: list[SeedRow], num_modes: int) -> str:
     k = num_modes
     reference = any(not math.isnan(row.ratio_true_modes) for row in rows)
+    splits = any(row.splits > 0 for row in rows)
     lines = [f"seed  accuracy  switch-step acc  K=1 error  K={k} error  ratio  floor error  ratio above floor"
-             + ("  ratio given the true mode (supervised)" if reference else ""),
+             + ("  ratio given the true mode (supervised)" if reference else "") + ("  splits" if splits else ""),
              *(f"{row.seed:>4}  {row.accuracy:>8.3f}  {row.switch_step_accuracy:>15.2f}  {row.error_k1:>9.4f}  "
                f"{row.error_k:>9.4f}  {row.error_ratio:>5.2f}  {row.bayes_error:>11.4f}  {row.ratio_above_bayes:>17.2f}"
-               + (f"  {row.ratio_true_modes:>5.2f}" if reference else "") for row in rows)]
+               + (f"  {row.ratio_true_modes:>5.2f}" if reference else "") + (f"  {row.splits:>6}" if splits else "")
+               for row in rows)]
     s = spread(rows)
     lines.append(f"ratio min / median / max: {s['ratio_min']:.2f} / {s['ratio_median']:.2f} / {s['ratio_max']:.2f}; "
                  f"goal >= {GOAL_ERROR_RATIO} met on {s['seeds_meeting_ratio_goal']} of {s['seeds']} seeds, "

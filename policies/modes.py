@@ -403,6 +403,7 @@ class HybridModes(nn.Module):
                 "batch_mode_entropy": batch_mode_entropy.detach(),
                 "selected_state_mse": (hard * rec).sum(-1).mean(),
             }
+            argmax_counts = torch.bincount(p.argmax(-1), minlength=cfg.num_modes).to(p.dtype)
             rec_per_mode = (hard * rec).sum(0) / counts.clamp_min(1.0)
             noise_std = (0.5 * self._floored_log_noise_var()).exp() if cfg.learned_noise else None
             for k in range(cfg.num_modes):
@@ -410,4 +411,6 @@ class HybridModes(nn.Module):
                 if noise_std is not None:
                     stats[f"noise_std_mode_{k}"] = noise_std[k]
                 stats[f"occupancy_mode_{k}"] = counts[k] / hard.shape[0]
+                # how often the deterministic path would pick the mode (DeadModeSplitter reads it)
+                stats[f"argmax_share_mode_{k}"] = argmax_counts[k] / hard.shape[0]
         return loss, stats
