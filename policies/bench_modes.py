@@ -44,7 +44,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from dhal.policies.mode_split import DeadModeSplitter, Split, SplitConfig
+from dhal.policies.dead_modes import DeadMode, DeadModeConfig, DeadModeWatch
 from dhal.policies.modes import HybridModes, ModesConfig
 from dhal.policies.slds import (NUM_MODES, SLDSConfig, SLDSData, bayes_error, make_dataset, make_system,
                                 switch_offsets)
@@ -86,9 +86,10 @@ class BenchModesConfig(SLDSConfig):
     responsibilities sharpen as the experts improve."""
     decoder_sees_frame: bool = False
     """Beyond the paper: every decoder also reads the newest frame [x_t, u_t] (ModesConfig.decoder_sees_frame)."""
-    split_dead_modes: bool = False
-    """Beyond the paper: replace an expert the classifier has stopped picking by a perturbed copy of the
-    busiest one (dhal.policies.mode_split; SplitConfig defaults). A run without a dead expert is unchanged."""
+    restart_dead_modes: bool = False
+    """Beyond the paper: where the classifier stops picking an expert early in training (dhal.policies.dead_modes,
+    DeadModeConfig defaults), start the K-mode model again from a fresh initialisation on the same data
+    (up to MAX_RESTARTS times). K=1 cannot lose an expert; a run without a dead expert is unchanged."""
     baseline: bool = True
     """Also train K=1 for the error ratio (False: error_ratio is nan)."""
     eval_every: int = 0
@@ -173,7 +174,7 @@ class ModeRunResult:
     loss_curve: list[float]  # total loss, averaged per logging interval
     state_mse_curve: list[float]  # training selected_state_mse (DHAL Fig. 7's metric)
     eval_curve: list[tuple[int, float, float]] = field(default_factory=list)  # (step, accuracy, state_error)
-    splits: list[Split] = field(default_factory=list)  # split_dead_modes: the splits made, in order
+    restarts: list[DeadMode] = field(default_factory=list)  # restart_dead_modes: the dead experts that restarted it
 
 
 @dataclass
@@ -253,8 +254,8 @@ class BenchModesResult:
                          f"{ref.switch_step_accuracy:.2f} on switch steps)")
         lines += [
             f"occupancy K={k}: {[round(o, 3) for o in self.runs[k].occupancy]}",
-            *(f"  split at step {sp.step}: expert {sp.dead} (argmax share {sp.dead_share:.3f}) became a copy of "
-              f"expert {sp.donor} ({sp.donor_share:.3f})" for sp in self.runs[k].splits),
+            *(f"  restarted at step {dead.step}: expert {dead.mode} was the classifier's pick for {dead.share:.3f} "
+              f"of the samples" for dead in self.runs[k].restarts),
             f"runtime {self.runtime_s:.1f} s",
         ]
         return "\n".join(lines)
@@ -319,11 +320,23 @@ def error_by_switch_distance(errors: Tensor, offsets: Tensor) -> dict[str, float
 
 
 # ---- training ---------------------------------------------------------------------------------------
-def train_one(cfg: BenchModesConfig, num_modes: int, train: SLDSData, test: SLDSData, mean: Tensor, std: Tensor,
-              seed: int, fresh_data: Callable[[int], SLDSData] | None = None, supervised: bool = False
-              ) -> tuple[HybridModes, ModeRunResult, Tensor, Tensor]:
-    """Train one model; `fresh_data(i)` gives the i-th replacement training set (cfg.fresh_data_every);
-    `supervised` trains on the true modes (the supervised reference)."""
+MAX_RESTARTS = 3  # restart_dead_modes: fresh initialisations tried after the first before giving up
+RESTART_SEED_STRIDE = 1_000_003  # attempt a of a model seeded s is seeded s + a * stride
+
+
+@dataclass
+class Fit:
+    model: HybridModes
+    loss_curve: list[float]
+    state_mse_curve: list[float]
+    eval_curve: list[tuple[int, float, float]]
+    dead: DeadMode | None  # the dead expert that stopped this attempt early, if any
+
+
+def fit(cfg: BenchModesConfig, num_modes: int, train: SLDSData, test: SLDSData, mean: Tensor, std: Tensor,
+        seed: int, fresh_data: Callable[[int], SLDSData] | None, supervised: bool, watch: DeadModeWatch | None,
+        label: str) -> Fit:
+    """One training run from the initialisation `seed`; stops early where `watch` notices a dead expert."""
     device = torch.device(cfg.device)
     torch.manual_seed(seed)
     model = HybridModes(cfg.modes_config(num_modes)).to(device)
@@ -331,8 +344,6 @@ def train_one(cfg: BenchModesConfig, num_modes: int, train: SLDSData, test: SLDS
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.steps) if cfg.cosine_decay else None
     generator = torch.Generator(device=device).manual_seed(seed + 1)
     index_generator = torch.Generator().manual_seed(seed + 2)
-    splitter = (DeadModeSplitter(model, optimizer, SplitConfig(), cfg.steps, seed=seed + 3)
-                if cfg.split_dead_modes and not supervised else None)
 
     def upload(data: SLDSData) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         return (((data.histories - mean) / std).to(device), data.next_state.to(device), data.next_contacts.to(device),
@@ -341,13 +352,9 @@ def train_one(cfg: BenchModesConfig, num_modes: int, train: SLDSData, test: SLDS
     hist_all, state_all, contact_all, modes_all = upload(train)
     n = hist_all.shape[0]
     log_every = max(1, cfg.steps // 200)
-    loss_curve, mse_curve, eval_curve = [], [], []
+    result = Fit(model=model, loss_curve=[], state_mse_curve=[], eval_curve=[], dead=None)
     acc_loss = acc_mse = 0.0
-    test_dev = replace(test, histories=test.histories.to(device), next_state=test.next_state.to(device),
-                       next_contacts=test.next_contacts.to(device))
-    start = time.perf_counter()
-    bar = tqdm(range(cfg.steps), desc=f"K={num_modes}" + (" supervised" if supervised else ""),
-               disable=not cfg.progress, dynamic_ncols=True, mininterval=0.5)
+    bar = tqdm(range(cfg.steps), desc=label, disable=not cfg.progress, dynamic_ncols=True, mininterval=0.5)
     for step in bar:
         if fresh_data is not None and cfg.fresh_data_every > 0 and step > 0 and step % cfg.fresh_data_every == 0:
             hist_all, state_all, contact_all, modes_all = upload(fresh_data(step // cfg.fresh_data_every))
@@ -361,37 +368,65 @@ def train_one(cfg: BenchModesConfig, num_modes: int, train: SLDSData, test: SLDS
         optimizer.step()
         if schedule is not None:
             schedule.step()
-        if splitter is not None and (split := splitter.after_step(step, stats)) is not None:
-            bar.write(f"K={num_modes} step {split.step}: expert {split.dead} (argmax share {split.dead_share:.3f}) "
-                      f"replaced by a copy of expert {split.donor} ({split.donor_share:.3f})")
+        if watch is not None and (dead := watch.after_step(step, stats)) is not None:
+            result.dead = dead
+            bar.write(f"{label} step {dead.step}: expert {dead.mode} is the classifier's pick for {dead.share:.3f} "
+                      f"of the samples (the busiest for {dead.busiest_share:.3f}); starting again from a fresh "
+                      "initialisation")
+            break
         acc_loss += float(stats["loss"])
         acc_mse += float(stats["selected_state_mse"])
         if (step + 1) % log_every == 0:
-            loss_curve.append(acc_loss / log_every)
-            mse_curve.append(acc_mse / log_every)
+            result.loss_curve.append(acc_loss / log_every)
+            result.state_mse_curve.append(acc_mse / log_every)
             acc_loss = acc_mse = 0.0
-            bar.set_postfix(loss=f"{loss_curve[-1]:.3f}", mse=f"{mse_curve[-1]:.3f}", refresh=False)
+            bar.set_postfix(loss=f"{result.loss_curve[-1]:.3f}", mse=f"{result.state_mse_curve[-1]:.3f}", refresh=False)
         if cfg.eval_every > 0 and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
             model.eval()
-            pred, errors, _ = evaluate(model, test_dev, mean.to(device), std.to(device))
-            _, acc = best_mapping(pred.cpu(), test.modes, num_modes, 3)
-            eval_curve.append((step + 1, acc, float(errors.mean())))
+            pred, errors, _ = evaluate(model, test, mean.to(device), std.to(device))
+            _, acc = best_mapping(pred.cpu(), test.modes.cpu(), num_modes, 3)
+            result.eval_curve.append((step + 1, acc, float(errors.mean())))
             model.train()
     bar.close()
-    train_seconds = time.perf_counter() - start
+    return result
+
+
+def train_one(cfg: BenchModesConfig, num_modes: int, train: SLDSData, test: SLDSData, mean: Tensor, std: Tensor,
+              seed: int, fresh_data: Callable[[int], SLDSData] | None = None, supervised: bool = False
+              ) -> tuple[HybridModes, ModeRunResult, Tensor, Tensor]:
+    """Train one model; `fresh_data(i)` gives the i-th replacement training set (cfg.fresh_data_every);
+    `supervised` trains on the true modes (the supervised reference). With `restart_dead_modes`, a
+    K-mode run whose expert dies starts again from a fresh initialisation, up to MAX_RESTARTS times
+    (the last attempt runs to the end whatever happens); every attempt sees the same data."""
+    device = torch.device(cfg.device)
+    test_dev = replace(test, histories=test.histories.to(device), next_state=test.next_state.to(device),
+                       next_contacts=test.next_contacts.to(device))
+    restarts = cfg.restart_dead_modes and num_modes > 1 and not supervised
+    dead_modes: list[DeadMode] = []
+    start = time.perf_counter()
+    for attempt in range(MAX_RESTARTS + 1 if restarts else 1):
+        watch = DeadModeWatch(num_modes, DeadModeConfig(), cfg.steps) if restarts and attempt < MAX_RESTARTS else None
+        label = f"K={num_modes}" + (" supervised" if supervised else "") + (f" restart {attempt}" if attempt else "")
+        run = fit(cfg, num_modes, train, test_dev, mean, std, seed + attempt * RESTART_SEED_STRIDE, fresh_data,
+                  supervised, watch, label)
+        if run.dead is None:
+            break
+        dead_modes.append(run.dead)
+    train_seconds = time.perf_counter() - start  # every attempt's
+    model = run.model
     model.eval()
     pred, errors, contact_acc = evaluate(model, test_dev, mean.to(device), std.to(device))
     pred, errors = pred.cpu(), errors.cpu()
     err = float(errors.mean())
     mapping, acc = best_mapping(pred, test.modes, num_modes, 3)
-    eval_curve.append((cfg.steps, acc, err))
+    run.eval_curve.append((cfg.steps, acc, err))
     confusion = torch.zeros(3, num_modes, dtype=torch.long)
     confusion.index_put_((test.modes, pred), torch.ones_like(pred), accumulate=True)
     occupancy = (torch.bincount(pred, minlength=num_modes).float() / pred.numel()).tolist()
     result = ModeRunResult(
         num_modes=num_modes, accuracy=acc, state_error=err, contact_accuracy=contact_acc, occupancy=occupancy,
-        mapping=mapping, confusion=confusion.tolist(), train_seconds=train_seconds, loss_curve=loss_curve,
-        state_mse_curve=mse_curve, eval_curve=eval_curve, splits=splitter.splits if splitter is not None else [],
+        mapping=mapping, confusion=confusion.tolist(), train_seconds=train_seconds, loss_curve=run.loss_curve,
+        state_mse_curve=run.state_mse_curve, eval_curve=run.eval_curve, restarts=dead_modes,
     )
     return model, result, pred, errors
 

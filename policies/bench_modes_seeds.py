@@ -34,7 +34,7 @@ class SeedRow:
     bayes_error: float  # the best predictor from the history, a floor every K shares
     ratio_above_bayes: float  # (K=1 error - bayes_error) / (K error - bayes_error)
     ratio_true_modes: float = float("nan")  # supervised_reference: K=1 over the label-trained experts, true mode
-    splits: int = 0  # split_dead_modes: dead experts replaced during K's training
+    restarts: int = 0  # restart_dead_modes: K's training runs stopped for a dead expert
 
 
 def runs_in_parallel(cfg: BenchModesConfig) -> bool:
@@ -80,7 +80,7 @@ def seed_rows(cfg: BenchModesConfig) -> tuple[list[SeedRow], list[BenchModesResu
                     bayes_error=result.bayes_error, ratio_above_bayes=result.error_ratio_above_bayes,
                     ratio_true_modes=(result.supervised_reference.ratio_true_modes
                                       if result.supervised_reference is not None else float("nan")),
-                    splits=len(result.runs[k].splits))
+                    restarts=len(result.runs[k].restarts))
                 for result in results]
     if cfg.num_seeds > 1 and cfg.out_dir is not None:
         Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
@@ -103,19 +103,19 @@ def spread(rows: list[SeedRow]) -> dict[str, float | int]:
         "seeds_meeting_accuracy_goal": sum(accuracy_met),
         # the goals are per system: a seed counts only if it meets both
         "seeds_meeting_both_goals": sum(r and a for r, a in zip(ratio_met, accuracy_met)),
-        "seeds_with_a_split": sum(row.splits > 0 for row in rows),
+        "seeds_restarted": sum(row.restarts > 0 for row in rows),
     }
 
 
 def seeds_table(rows: list[SeedRow], num_modes: int) -> str:
     k = num_modes
     reference = any(not math.isnan(row.ratio_true_modes) for row in rows)
-    splits = any(row.splits > 0 for row in rows)
+    restarts = any(row.restarts > 0 for row in rows)
     lines = [f"seed  accuracy  switch-step acc  K=1 error  K={k} error  ratio  floor error  ratio above floor"
-             + ("  ratio given the true mode (supervised)" if reference else "") + ("  splits" if splits else ""),
+             + ("  ratio given the true mode (supervised)" if reference else "") + ("  restarts" if restarts else ""),
              *(f"{row.seed:>4}  {row.accuracy:>8.3f}  {row.switch_step_accuracy:>15.2f}  {row.error_k1:>9.4f}  "
                f"{row.error_k:>9.4f}  {row.error_ratio:>5.2f}  {row.bayes_error:>11.4f}  {row.ratio_above_bayes:>17.2f}"
-               + (f"  {row.ratio_true_modes:>5.2f}" if reference else "") + (f"  {row.splits:>6}" if splits else "")
+               + (f"  {row.ratio_true_modes:>5.2f}" if reference else "") + (f"  {row.restarts:>8}" if restarts else "")
                for row in rows)]
     s = spread(rows)
     lines.append(f"ratio min / median / max: {s['ratio_min']:.2f} / {s['ratio_median']:.2f} / {s['ratio_max']:.2f}; "
