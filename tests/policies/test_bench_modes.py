@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
+import tyro
 
-from dhal.policies.bench_modes import BenchModesConfig, best_mapping, error_by_true_mode, run_modes_benchmark
+from dhal.policies.bench_modes import (EARLIER_DEFAULTS, EARLIER_DEFAULTS_FLAGS, BenchModesConfig, best_mapping,
+                                       error_by_true_mode, run_modes_benchmark)
 
 torch.set_num_threads(1)
 
@@ -49,7 +53,9 @@ def test_smoke_run_returns_sane_results_and_writes_outputs(tmp_path) -> None:
     assert (tmp_path / "modes.png").stat().st_size > 10_000
     assert "mode accuracy" in result.summary()
     assert 0.0 < result.switch_step_fraction < 0.2 and 0.0 <= result.switch_step_accuracy <= 1.0
-    assert result.noise_floor == pytest.approx(result.config["process_noise"] ** 2 * result.config["state_dim"])
+    # the default guard is a noise-free clock: every state dim but the guard carries the noise
+    assert result.config["clocked_guard"]
+    assert result.noise_floor == pytest.approx(result.config["process_noise"] ** 2 * (result.config["state_dim"] - 1))
     assert result.noise_floor < result.bayes_error < min(run.state_error for run in result.runs.values())
     k1, k3 = result.runs[1].state_error, result.runs[3].state_error
     assert result.error_ratio_above_bayes == pytest.approx((k1 - result.bayes_error) / (k3 - result.bayes_error))
@@ -83,8 +89,8 @@ def test_benchmark_is_deterministic_given_the_seed() -> None:
 
 def test_assignment_reaches_the_model_and_leaves_k1_unchanged() -> None:
     small = dict(steps=20, train_sequences=4, test_sequences=2, sequence_length=60)
-    dhal = run_modes_benchmark(BenchModesConfig.smoke(**small))
-    posterior = run_modes_benchmark(BenchModesConfig.smoke(assignment="posterior", **small))
+    dhal = run_modes_benchmark(BenchModesConfig.smoke(assignment="straight_through", learned_noise=False, **small))
+    posterior = run_modes_benchmark(BenchModesConfig.smoke(assignment="posterior", learned_noise=False, **small))
     assert posterior.config["assignment"] == "posterior"
     assert posterior.runs[3].loss_curve != pytest.approx(dhal.runs[3].loss_curve, rel=1e-3)
     # with one expert the assignments coincide (up to float rounding), so the baseline is the same run
@@ -126,8 +132,8 @@ def test_k3_identifies_the_true_modes_on_a_small_slds() -> None:
     (measured for seeds 0-5 at this size: 4.4-10.9 there against 0.54-0.87 elsewhere). K=3 is not
     asserted to beat K=1: at this size their ratio is 0.89-1.18 over those seeds.
     """
-    result = run_modes_benchmark(BenchModesConfig.smoke(seed=2, steps=600, train_sequences=32, test_sequences=8,
-                                                        sequence_length=200, baseline=False))
+    result = run_modes_benchmark(BenchModesConfig.smoke(**{**EARLIER_DEFAULTS, **dict(
+        seed=2, steps=600, train_sequences=32, test_sequences=8, sequence_length=200, baseline=False)}))
     assert result.accuracy >= 0.85, result.summary()
     assert min(result.runs[3].occupancy) > 0.2
     errors = result.error_by_switch_distance[3]
@@ -140,9 +146,9 @@ def test_a_clocked_guard_lets_the_classifier_find_the_switch_steps() -> None:
     ~11 s each), seeds 0-5, switch-step accuracy clocked / noisy: 0.84/0.72, 0.95/0.61, 0.57/0.38,
     0.64/0.51, 0.97/0.79, 0.93/0.44 (seed 2's low clocked value is the harmless relabelling described there)."""
     def switch_accuracy(clocked: bool) -> float:
-        result = run_modes_benchmark(BenchModesConfig.smoke(
+        result = run_modes_benchmark(BenchModesConfig.smoke(**{**EARLIER_DEFAULTS, **dict(
             seed=1, steps=600, train_sequences=32, test_sequences=8, sequence_length=200, baseline=False,
-            clocked_guard=clocked, jump_prob=0.0, assignment="posterior", learned_noise=True))
+            clocked_guard=clocked, jump_prob=0.0, assignment="posterior", learned_noise=True)}))
         assert result.accuracy > 0.95, result.summary()
         return result.switch_step_accuracy
 
@@ -156,7 +162,7 @@ def test_a_clocked_guard_lets_the_classifier_find_the_switch_steps() -> None:
     ({"history_length": 3}, "history_length=3 is too short for the 1-D CNN history encoder"),
     ({"fresh_data_every": -1}, "fresh_data_every must be >= 0"),
     ({"sequence_length": 12}, "must exceed history_length"),
-    ({"contact_dim": 6}, "contact_dim (6) must be <= state_dim - 1 (5)"),
+    ({"contact_dim": 12}, "contact_dim (12) must be <= state_dim - 1 (11)"),
     ({"clocked_guard": True, "guard": 0.98}, "guard (0.98) to be a whole multiple of fall_speed (0.05)"),
     ({"jump_prob": 1.5}, "jump_prob is a probability per step, in [0, 1], got 1.5"),
     ({"jump_prob": -0.01}, "jump_prob is a probability per step, in [0, 1], got -0.01"),
@@ -199,3 +205,14 @@ def test_cosine_decay_reaches_the_optimiser(monkeypatch) -> None:
     run_modes_benchmark(cfg)
     assert rates[0] == pytest.approx(cfg.learning_rate) and rates[-1] < 0.01 * cfg.learning_rate
     assert all(a >= b for a, b in zip(rates, rates[1:]))
+
+
+def test_the_earlier_defaults_flags_give_the_earlier_defaults() -> None:
+    """The flags BENCHMARKS.md and docs/results/bench_modes.md put before every run recorded under the
+    earlier defaults must rebuild exactly those defaults through the CLI."""
+    parsed = tyro.cli(BenchModesConfig, args=shlex.split(EARLIER_DEFAULTS_FLAGS))
+    assert parsed == replace(BenchModesConfig(), **EARLIER_DEFAULTS)  # type: ignore[arg-type]
+    assert parsed != BenchModesConfig()
+    repo = Path(__file__).resolve().parents[2]
+    for doc in ("BENCHMARKS.md", "docs/results/bench_modes.md"):
+        assert EARLIER_DEFAULTS_FLAGS in (repo / doc).read_text(), doc

@@ -56,7 +56,7 @@ def test_a_restart_is_a_fresh_run_from_the_next_seed_on_the_same_data(monkeypatc
     the last attempt's, exactly as if it had been trained alone from that seed. K=1 is never restarted."""
     monkeypatch.setattr(bench_modes, "DeadModeConfig", functools.partial(DeadModeConfig, window=10, start=0,
                                                                          dead_share=0.99))
-    cfg = BenchModesConfig.smoke(steps=60)
+    cfg = BenchModesConfig.smoke(steps=60, restart_dead_modes=False)
     restarted = run_modes_benchmark(BenchModesConfig.smoke(steps=60, restart_dead_modes=True))
     assert [dead.step for dead in restarted.runs[3].restarts] == [10] * MAX_RESTARTS
     assert restarted.runs[1].restarts == [] and restarted.config["restart_dead_modes"]
@@ -76,7 +76,7 @@ def test_a_restart_is_a_fresh_run_from_the_next_seed_on_the_same_data(monkeypatc
 def test_without_a_dead_expert_the_restart_option_changes_nothing(monkeypatch) -> None:
     monkeypatch.setattr(bench_modes, "DeadModeConfig", functools.partial(DeadModeConfig, window=10, start=0,
                                                                          dead_share=1e-6))
-    plain = run_modes_benchmark(BenchModesConfig.smoke(steps=60))
+    plain = run_modes_benchmark(BenchModesConfig.smoke(steps=60, restart_dead_modes=False))
     watched = run_modes_benchmark(BenchModesConfig.smoke(steps=60, restart_dead_modes=True))
     assert watched.runs[3].restarts == []
     assert watched.runs[3].loss_curve == plain.runs[3].loss_curve and watched.error_ratio == plain.error_ratio
