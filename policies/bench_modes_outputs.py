@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from dhal.policies.bench_modes import BenchModesResult
+from dhal.policies.bench_modes_results import BenchModesResult
 from dhal.policies.plotting import pyplot_agg
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from dhal.policies.bench_modes import (GOAL_ACCURACY, GOAL_ERROR_RATIO, BenchModesConfig, BenchModesResult,
-                                       run_modes_benchmark)
+from dhal.policies.bench_modes import BenchModesConfig, run_modes_benchmark
+from dhal.policies.bench_modes_results import GOAL_ACCURACY, GOAL_ERROR_RATIO, BenchModesResult
 
 
 @dataclass

@@ -40,16 +40,15 @@ class SLDSConfig:
     """The system and the data drawn from it."""
 
     state_dim: int = 6
-    """The guard variable and state_dim - 1 linear dims. The headline run uses 12: three modes of 5 dims are
+    """The guard variable and state_dim - 1 linear dims. `dhal bench modes` uses 12: three modes of 5 dims are
     easy for one network once the decoder reads the newest frame (docs/results/bench_modes.md)."""
     input_dim: int = 2
     contact_dim: int = 2
     history_length: int = 12
     train_sequences: int = 128
     test_sequences: int = 32
-    """Held-out sequences. 32 keeps every recorded run reproducible; they hold only a few dozen Markov
-    jumps, which moves the error ratio of the same trained models by up to 0.8, so claims over seeds
-    use 256 (docs/results/bench_modes.md, "Twelve seeds")."""
+    """Held-out sequences. 32 hold only a few dozen Markov jumps, which moves the error ratio of the same
+    trained models by up to 0.8, so `dhal bench modes` uses 256 (docs/results/bench_modes.md, "Twelve seeds")."""
     sequence_length: int = 200
     burn_in: int = 20
     guard: float = 1.0
@@ -58,7 +57,7 @@ class SLDSConfig:
     jump_prob: float = 0.01
     """Per-step probability of the unforeseeable early push. At 0.01 nearly one glide in five ends in one,
     and they make most of the best predictor's error (0.012-0.069 on 28 clocked systems, against 0.002
-    of noise), a floor that every K shares and that pulls the error ratio towards 1. The headline run
+    of noise), a floor that every K shares and that pulls the error ratio towards 1. `dhal bench modes`
     uses 0.002 (docs/results/bench_modes.md, "Rarer jumps and a larger state")."""
     input_gain: float = 0.5
     equilibrium_norm: float = 2.0
