@@ -53,9 +53,19 @@ from dhal.policies.slds import (NUM_MODES, SLDSConfig, SLDSData, bayes_error, ma
 EARLIER_DEFAULTS: dict[str, object] = dict(
     state_dim=6, test_sequences=32, jump_prob=0.01, clocked_guard=False, kl_weight=0.01, kl_mean_over_modes=False,
     assignment="straight_through", learned_noise=False, decoder_sees_frame=False, restart_dead_modes=False)
-EARLIER_DEFAULTS_FLAGS = ("--state-dim 6 --test-sequences 32 --jump-prob 0.01 --no-clocked-guard --kl-weight 0.01 "
-                          "--no-kl-mean-over-modes --assignment straight_through --no-learned-noise "
-                          "--no-decoder-sees-frame --no-restart-dead-modes")
+
+
+def as_flags(values: dict[str, object]) -> str:
+    """The `dhal bench modes` flags that set these options (booleans as --name / --no-name)."""
+    def flag(name: str, value: object) -> str:
+        option = name.replace("_", "-")
+        if isinstance(value, bool):
+            return f"--{option}" if value else f"--no-{option}"
+        return f"--{option} {value}"
+    return " ".join(flag(name, value) for name, value in values.items())
+
+
+EARLIER_DEFAULTS_FLAGS = as_flags(EARLIER_DEFAULTS)
 
 
 @dataclass

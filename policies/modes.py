@@ -411,6 +411,6 @@ class HybridModes(nn.Module):
                 if noise_std is not None:
                     stats[f"noise_std_mode_{k}"] = noise_std[k]
                 stats[f"occupancy_mode_{k}"] = counts[k] / hard.shape[0]
-                # how often the deterministic path would pick the mode (DeadModeSplitter reads it)
+                # how often the deterministic path would pick the mode (dead_modes.DeadModeWatch reads it)
                 stats[f"argmax_share_mode_{k}"] = argmax_counts[k] / hard.shape[0]
         return loss, stats
